@@ -1,0 +1,202 @@
+//! The builder returned by [`crate::start`].
+//!
+//! The mode is part of the builder's type: `start()` gives a `Builder<Unset>`, `.cpu()` turns
+//! it into a `Builder<Cpu>`, and only `Builder<Unset>` has mode methods, so choosing a
+//! second mode does not compile. Mode-specific options (`.frequency()`) exist only on their
+//! mode. A new mode is a new marker type in [`mode`], one method on `Builder<Unset>` and an
+//! implementation of the private `ModeImpl` trait; nothing else changes.
+
+use std::path::PathBuf;
+
+use crate::guard::{self, Guard};
+use crate::{Error, ProfileKind};
+
+/// Where the profile file goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Output {
+    /// A fresh `profile*` directory under the system temp dir (pkg/profile's default).
+    TempDir,
+    /// This directory, with the mode's file name (`cpu.pb.gz`).
+    Dir(PathBuf),
+    /// Exactly this file.
+    File(PathBuf),
+}
+
+/// Options every mode shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) output: Output,
+    pub(crate) quiet: bool,
+    pub(crate) shutdown_hook: bool,
+}
+
+/// Configures a profiling session; [`build`](Builder::build) starts it.
+///
+/// Made by [`crate::start`]. `M` is the chosen mode (see [`mode`]).
+#[must_use = "a Builder does nothing until .build() is called"]
+#[derive(Debug, Clone)]
+pub struct Builder<M = mode::Unset> {
+    options: Options,
+    mode: M,
+}
+
+/// The mode marker types that parameterize [`Builder`].
+pub mod mode {
+    /// No mode chosen yet: `build()` profiles CPU, as pkg/profile does by default.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Unset;
+
+    /// CPU profiling (`cpu.pb.gz`), with its sampling frequency.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Cpu {
+        pub(crate) frequency: u32,
+    }
+
+    impl Default for Cpu {
+        fn default() -> Self {
+            Cpu {
+                frequency: crate::runtime::cpu::DEFAULT_FREQUENCY,
+            }
+        }
+    }
+}
+
+pub(crate) mod sealed {
+    use crate::{Error, Profile, ProfileKind};
+
+    /// A profiler started by a guard.
+    pub trait Running: Send {
+        /// Stops it and returns what it collected.
+        fn stop(self: Box<Self>) -> Result<Profile, Error>;
+    }
+
+    /// What a mode marker type must do; private so that only this crate adds modes.
+    pub trait ModeImpl {
+        /// The kind of profile this mode records.
+        fn kind(&self) -> ProfileKind;
+        /// Checks the mode's options; runs before anything is started or created.
+        fn validate(&self) -> Result<(), Error>;
+        /// Starts the profiler.
+        fn start(&self) -> Result<Box<dyn Running>, Error>;
+    }
+}
+
+impl sealed::Running for crate::runtime::cpu::CpuProfiler {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        (*self).stop()
+    }
+}
+
+impl sealed::ModeImpl for mode::Cpu {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Cpu
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        crate::runtime::cpu::validate(self.frequency)
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        Ok(Box::new(crate::runtime::cpu::start(self.frequency)?))
+    }
+}
+
+impl sealed::ModeImpl for mode::Unset {
+    fn kind(&self) -> ProfileKind {
+        mode::Cpu::default().kind()
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        mode::Cpu::default().validate()
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        mode::Cpu::default().start()
+    }
+}
+
+/// Starts configuring a profile: `profile::start().path("./profiles").cpu().build()?`.
+///
+/// With no mode chosen, [`Builder::build`] profiles CPU at 100 Hz.
+pub fn start() -> Builder<mode::Unset> {
+    Builder {
+        options: Options {
+            output: Output::TempDir,
+            quiet: false,
+            shutdown_hook: true,
+        },
+        mode: mode::Unset,
+    }
+}
+
+impl<M> Builder<M> {
+    /// Writes the profile into this directory, under the mode's file name
+    /// (`DIR/cpu.pb.gz`). The directory (and its parents) is created if missing.
+    ///
+    /// Without `.path()` or `.file()`, a fresh directory `profile*` is made under the system
+    /// temp dir and kept. The last of `.path()` / `.file()` wins.
+    pub fn path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.output = Output::Dir(dir.into());
+        self
+    }
+
+    /// Writes the profile to exactly this file (its directory is created if missing). An
+    /// existing file there is replaced only once the new profile is complete.
+    pub fn file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.options.output = Output::File(file.into());
+        self
+    }
+
+    /// No `profile: ... enabled/disabled` messages on stderr. Errors still come back
+    /// through `Result`, and a failure in `Drop` is still reported on stderr.
+    pub fn quiet(mut self) -> Self {
+        self.options.quiet = true;
+        self
+    }
+
+    /// Do not install the shutdown hook (see the crate docs): SIGINT and SIGTERM keep
+    /// whatever disposition they have, and a profile is lost if they end the process.
+    pub fn no_shutdown_hook(mut self) -> Self {
+        self.options.shutdown_hook = false;
+        self
+    }
+}
+
+impl Builder<mode::Unset> {
+    /// Profile CPU time (`cpu.pb.gz`), sampled at 100 Hz unless
+    /// [`frequency`](Builder::frequency) says otherwise.
+    pub fn cpu(self) -> Builder<mode::Cpu> {
+        Builder {
+            options: self.options,
+            mode: mode::Cpu::default(),
+        }
+    }
+}
+
+impl Builder<mode::Cpu> {
+    /// Samples per CPU-second, 1..=10000 (default 100). Checked by `build()`.
+    pub fn frequency(mut self, hz: u32) -> Self {
+        self.mode.frequency = hz;
+        self
+    }
+}
+
+impl<M: sealed::ModeImpl> Builder<M> {
+    /// Validates the options, starts profiling and returns the guard that writes the file.
+    ///
+    /// Everything is checked before a timer or signal handler is touched: a bad frequency
+    /// ([`Error::InvalidFrequency`]), an output path that is a file or cannot be written
+    /// ([`Error::Io`] naming the path). Only one guard may be live per process:
+    /// [`Error::AlreadyActive`] names the running one's mode. Off Linux:
+    /// [`Error::Unsupported`].
+    pub fn build(self) -> Result<Guard, Error> {
+        self.mode.validate()?;
+        let kind = self.mode.kind();
+        match &self.options.output {
+            Output::TempDir => {}
+            Output::Dir(dir) => crate::output::prepare_dir(dir)?,
+            Output::File(file) => crate::output::prepare_file(file)?,
+        }
+        guard::activate(kind, &self.options, || self.mode.start())
+    }
+}

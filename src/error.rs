@@ -1,0 +1,112 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// What kind of profile a guard or a runtime profiler records.
+///
+/// Displayed as the word pkg/profile uses in its messages (`cpu`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProfileKind {
+    /// CPU time, sampled by a profiling timer. Written as `cpu.pb.gz`.
+    Cpu,
+}
+
+impl ProfileKind {
+    /// The word used in messages and errors (`cpu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileKind::Cpu => "cpu",
+        }
+    }
+
+    /// The file name a guard writes for this kind inside its output directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ProfileKind::Cpu => "cpu.pb.gz",
+        }
+    }
+}
+
+impl fmt::Display for ProfileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything that can go wrong in this crate.
+///
+/// Every variant carries what it is about (the path, the mode, the value) so that the
+/// message alone says what to fix.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A guard (or, at the `runtime` level, a profiler of the same kind) is already running.
+    #[error("profile: a {mode} profile is already running; stop it before starting another")]
+    AlreadyActive {
+        /// The mode of the profile that is running.
+        mode: ProfileKind,
+    },
+
+    /// A sampling frequency outside 1..=10000 Hz.
+    #[error("profile: invalid CPU sampling frequency {hz} Hz: must be between 1 and {max} Hz")]
+    InvalidFrequency {
+        /// The frequency that was asked for.
+        hz: u32,
+        /// The largest frequency accepted.
+        max: u32,
+    },
+
+    /// An I/O error on a path: the output directory or file cannot be created or written.
+    #[error("profile: {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Installing or removing a signal disposition failed.
+    #[error("profile: cannot change the disposition of signal {signal}: {source}")]
+    Signal {
+        /// The signal number.
+        signal: i32,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The CPU sampler (the `pprof` crate) refused to start or to report.
+    #[error("profile: the CPU sampler failed: {source}")]
+    Sampler {
+        /// The sampler's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// Bytes that are not a pprof profile (bad gzip, bad protobuf, indices out of range).
+    #[error("profile: cannot decode profile: {reason}")]
+    Decode {
+        /// What was wrong with the input.
+        reason: String,
+    },
+
+    /// This platform cannot do what was asked.
+    #[error("profile: {what} is not supported on this platform (Linux only)")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

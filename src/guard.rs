@@ -1,0 +1,222 @@
+//! The guard, and the process-wide "one active guard" slot.
+//!
+//! ```text
+//!            build()                  stop() / Drop / shutdown signal
+//!   Idle ───────────────► Running ───────────────────────────────────► Written
+//!    ▲   (slot claimed,               (profiler stopped, file written
+//!    │    profiler started,            once; later callers get that
+//!    │    hook installed)              outcome)
+//!    └──────────────────────── release: hook removed, slot freed ◄──────┘
+//! ```
+//!
+//! The slot is a mutex held while a guard is being built, so of many concurrent
+//! `build()` calls exactly one wins. A session's state has its own mutex, held while the
+//! file is written, so a shutdown signal arriving during `stop()` waits for the write to
+//! finish instead of racing it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::builder::sealed::Running;
+use crate::builder::{Options, Output};
+use crate::{Error, ProfileKind, output, sys};
+
+/// The live session, if any.
+static ACTIVE: Mutex<Option<Arc<Session>>> = Mutex::new(None);
+
+enum State {
+    Running(Box<dyn Running>),
+    /// Written; holds the outcome when the shutdown hook wrote it, until a caller takes it.
+    Written(Option<Result<PathBuf, Error>>),
+}
+
+struct Session {
+    kind: ProfileKind,
+    path: PathBuf,
+    quiet: bool,
+    hook: bool,
+    state: Mutex<State>,
+}
+
+/// Prints a line on stderr; a closed stderr is not worth a panic.
+fn say(args: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+impl Session {
+    /// Stops the profiler and writes the file, the first time. Later calls return the
+    /// first outcome if it was kept (`keep`), or `Ok(path)` once it has been taken.
+    fn complete(&self, keep: bool) -> Result<PathBuf, Error> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut *state, State::Written(None)) {
+            State::Running(profiler) => {
+                let result = profiler.stop().and_then(|p| {
+                    output::write_atomic(&self.path, |w| p.write_to(w))?;
+                    Ok(self.path.clone())
+                });
+                if result.is_ok() && !self.quiet {
+                    say(format_args!(
+                        "profile: {} profiling disabled, {}",
+                        self.kind,
+                        self.path.display()
+                    ));
+                }
+                if keep {
+                    let copy = match &result {
+                        Ok(p) => Ok(p.clone()),
+                        Err(e) => Err(Error::io(
+                            &self.path,
+                            std::io::Error::other(e.to_string()),
+                        )),
+                    };
+                    *state = State::Written(Some(copy));
+                }
+                result
+            }
+            State::Written(outcome) => outcome.unwrap_or_else(|| Ok(self.path.clone())),
+        }
+    }
+}
+
+/// Claims the slot, starts the profiler and installs the hook; see [`crate::Builder::build`].
+pub(crate) fn activate(
+    kind: ProfileKind,
+    options: &Options,
+    start: impl FnOnce() -> Result<Box<dyn Running>, Error>,
+) -> Result<Guard, Error> {
+    let mut active = ACTIVE.lock();
+    if let Some(running) = active.as_ref() {
+        return Err(Error::AlreadyActive { mode: running.kind });
+    }
+    let path = match &options.output {
+        Output::TempDir => output::temp_dir()?.join(kind.file_name()),
+        Output::Dir(dir) => dir.join(kind.file_name()),
+        Output::File(file) => file.clone(),
+    };
+    let profiler = start()?;
+    if options.shutdown_hook {
+        if let Err(e) = sys::hook::install() {
+            drop(profiler.stop());
+            return Err(e);
+        }
+    }
+    let session = Arc::new(Session {
+        kind,
+        path,
+        quiet: options.quiet,
+        hook: options.shutdown_hook,
+        state: Mutex::new(State::Running(profiler)),
+    });
+    if !session.quiet {
+        say(format_args!(
+            "profile: {kind} profiling enabled, {}",
+            session.path.display()
+        ));
+    }
+    *active = Some(Arc::clone(&session));
+    Ok(Guard {
+        session: Some(session),
+    })
+}
+
+/// Called on the hook's worker thread when SIGINT or SIGTERM arrived: write the running
+/// profile (the caller then re-delivers the signal).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn on_shutdown_signal(signal: i32) {
+    let session = ACTIVE.lock().clone();
+    if let Some(session) = session {
+        if !session.quiet {
+            say(format_args!(
+                "profile: caught signal {signal}, stopping profiles"
+            ));
+        }
+        if let Err(e) = session.complete(true) {
+            say(format_args!("{e}"));
+        }
+    }
+}
+
+/// Frees the slot held by `session` and removes its hook.
+fn release(session: &Arc<Session>) {
+    let mut active = ACTIVE.lock();
+    if active.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
+        if session.hook {
+            sys::hook::remove();
+        }
+        *active = None;
+    }
+}
+
+/// A running profile. [`stop`](Guard::stop) writes it and reports errors; dropping the
+/// guard writes it too, best-effort.
+///
+/// Made by [`crate::Builder::build`].
+#[must_use = "the profile is written when the guard is stopped or dropped; a guard bound to `_` stops at once"]
+pub struct Guard {
+    session: Option<Arc<Session>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Guard");
+        if let Some(s) = &self.session {
+            d.field("kind", &s.kind).field("path", &s.path);
+        }
+        d.finish()
+    }
+}
+
+impl Guard {
+    /// Where the profile will be written.
+    pub fn path(&self) -> &Path {
+        self.session.as_ref().map_or(Path::new(""), |s| &s.path)
+    }
+
+    /// The kind of profile being recorded.
+    pub fn kind(&self) -> ProfileKind {
+        self.session
+            .as_ref()
+            .map_or(ProfileKind::Cpu, |s| s.kind)
+    }
+
+    /// Stops profiling and writes the file completely (or not at all); returns its path.
+    ///
+    /// If the shutdown hook already wrote the profile, returns that outcome.
+    pub fn stop(mut self) -> Result<PathBuf, Error> {
+        match self.session.take() {
+            Some(session) => finish(&session),
+            None => Ok(PathBuf::new()),
+        }
+    }
+}
+
+fn finish(session: &Arc<Session>) -> Result<PathBuf, Error> {
+    let result = session.complete(false);
+    release(session);
+    result
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        // Never panic here: this may run while a panic unwinds.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finish(&session)));
+        match outcome {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => say(format_args!("{e}")),
+            Err(_) => {
+                release(&session);
+                say(format_args!(
+                    "profile: writing the {} profile to {} panicked; no file was written",
+                    session.kind,
+                    session.path.display()
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Go-style profiling for Rust programs: wrap `main` in a guard, run the program, open the
+//! profile with `go tool pprof`.
+//!
+//! This is what Go programmers get from `defer profile.Start().Stop()` (pkg/profile) and
+//! `runtime/pprof`: a builder returns a guard, and when the guard stops (explicitly or by
+//! being dropped) a gzipped pprof protobuf (`.pb.gz`) is written that `go tool pprof`, and
+//! every tool that reads pprof, opens with no warnings: real addresses, mappings with build
+//! IDs, demangled function names, file:line and inlined frames.
+//!
+//! The package is `profile-guard` on crates.io; the library is imported as `profile`:
+//!
+//! ```toml
+//! [dependencies]
+//! profile = { package = "profile-guard", version = "0.1" }
+//! ```
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! fn main() -> Result<(), profile::Error> {
+//!     let guard = profile::start().path("./profiles").cpu().no_shutdown_hook().build()?;
+//!     work();
+//!     guard.stop()?; // or let it drop: ./profiles/cpu.pb.gz is written either way
+//!     Ok(())
+//! }
+//! # fn work() {}
+//! ```
+//!
+//! On stderr (silence it with [`Builder::quiet`]):
+//!
+//! ```text
+//! profile: cpu profiling enabled, ./profiles/cpu.pb.gz
+//! profile: cpu profiling disabled, ./profiles/cpu.pb.gz
+//! ```
+//!
+//! # Reading the output
+//!
+//! - `go tool pprof -top ./profiles/cpu.pb.gz`: functions by CPU time (flat and cumulative).
+//! - `go tool pprof -http=:8080 ./profiles/cpu.pb.gz`: the web UI, with a flame graph
+//!   (View → Flame Graph), source view and disassembly.
+//! - `go tool pprof -traces ./profiles/cpu.pb.gz`: every sampled stack.
+//!
+//! Function names come from the symbol table, which every build has. File and line numbers
+//! (and inlined frames) need line tables: in a release build add
+//! `[profile.release] debug = "line-tables-only"` to `Cargo.toml`. Stacks are correct
+//! without it and without frame pointers (unwinding uses `.eh_frame`).
+//!
+//! # Modes
+//!
+//! One mode per guard, chosen on the builder; choosing a second one does not compile:
+//!
+//! | builder | file | what |
+//! |---|---|---|
+//! | `.cpu()` (default), `.frequency(hz)` | `cpu.pb.gz` | CPU time, sampled at 100 Hz by default (1..=10000) |
+//!
+//! To run several profilers at once, use the lower level [`runtime`] module, which returns
+//! [`Profile`] values instead of writing files.
+//!
+//! # The guard
+//!
+//! - One guard may be live per process: a second [`Builder::build`] returns
+//!   [`Error::AlreadyActive`] naming the running mode. After a guard stops, a new one can
+//!   start.
+//! - [`Guard::stop`] writes the file and returns its path or the error. Dropping the guard
+//!   does the same best-effort (also while a panic unwinds) and reports a failure on stderr.
+//! - Files are written completely or not at all: a temp file beside the target, synced,
+//!   then renamed over it. An earlier profile at that path stays until the new one is whole.
+//! - Without `.path()` or `.file()`, profiles go to a fresh directory `profile*` under the
+//!   system temp directory, kept after exit (as pkg/profile does).
+//!
+//! # The shutdown hook
+//!
+//! Unless [`Builder::no_shutdown_hook`] is called, SIGINT (Ctrl-C) and SIGTERM stop the
+//! profile and write it completely; then the signal is delivered again to the disposition
+//! that was there before, so a default-disposition process ends as the signal would have
+//! ended it (exit status 130 or 143, not 0), and an application's own handler runs as
+//! usual. A second Ctrl-C while the profile is being written ends the process at once. A
+//! signal whose disposition is "ignore" (`nohup`) is left alone. The hook is removed when
+//! the guard stops; a handler the application installed meanwhile is not clobbered. The
+//! signal handler only wakes a thread (`profile-signal`); all work happens there.
+//!
+//! # When no profile gets written
+//!
+//! - `std::process::exit`, `abort`, or returning from `main` while the guard lives in a
+//!   static: destructors do not run. Stop the guard first.
+//! - `panic = "abort"`: a panic does not unwind, so the guard is not dropped.
+//! - SIGKILL, or a signal other than SIGINT/SIGTERM that ends the process.
+//! - `std::mem::forget(guard)`.
+//! - `let _ = profile::start().build();`: a guard bound to `_` is dropped at once, so the
+//!   profile covers nothing. Bind it to a name (`let _guard = ...`).
+//!
+//! # Platforms
+//!
+//! Linux on x86_64 and aarch64 is supported. Elsewhere the crate compiles and
+//! [`Builder::build`] and the [`runtime`] profilers return [`Error::Unsupported`];
+//! [`Profile`] encoding and decoding work everywhere.
+//!
+//! # Feature flags
+//!
+//! None yet; everything above is in the default build.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod builder;
+mod error;
+mod guard;
+mod output;
+mod profile;
+pub mod runtime;
+mod sys;
+
+pub use builder::{Builder, mode, start};
+pub use error::{Error, ProfileKind};
+pub use guard::Guard;
+pub use profile::{
+    Function, Label, LabelValue, Line, Location, MAX_DECODED_BYTES, Mapping, Profile, Sample,
+    ValueType,
+};

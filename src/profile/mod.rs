@@ -1,0 +1,698 @@
+//! The in-memory pprof model, its encoder (protobuf + gzip) and its decoder.
+//!
+//! [`Profile`] mirrors google/pprof's `profile.proto` with owned strings instead of string
+//! table indices, like Go's `github.com/google/pprof/profile` package: ids link samples to
+//! locations, locations to mappings and functions. The string table is built on encode
+//! (index 0 is always `""`, every string stored once) and resolved on decode.
+
+pub(crate) mod builder;
+mod proto;
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+
+use prost::Message;
+
+use crate::Error;
+
+/// The largest decompressed profile [`Profile::decode`] accepts (a guard against
+/// decompression bombs): 256 MiB, far above any real profile.
+pub const MAX_DECODED_BYTES: u64 = 256 << 20;
+
+/// A pprof profile: what `go tool pprof` reads.
+///
+/// Made by the profilers in [`crate::runtime`], written by a guard with [`Profile::write_to`],
+/// read back with [`Profile::decode`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// What each value of a sample measures, in order (`samples/count`, `cpu/nanoseconds`).
+    pub sample_types: Vec<ValueType>,
+    /// The samples: a stack (location ids, leaf first), values, labels.
+    pub samples: Vec<Sample>,
+    /// Mapped objects (the executable first), from `/proc/self/maps`.
+    pub mappings: Vec<Mapping>,
+    /// Instruction addresses and what they symbolize to.
+    pub locations: Vec<Location>,
+    /// Functions referred to by locations' lines.
+    pub functions: Vec<Function>,
+    /// Regex of frames to drop (pprof's `drop_frames`), empty for none.
+    pub drop_frames: String,
+    /// Regex of frames to keep (pprof's `keep_frames`), empty for none.
+    pub keep_frames: String,
+    /// When collection started, nanoseconds since the Unix epoch.
+    pub time_nanos: i64,
+    /// How long collection ran, in nanoseconds.
+    pub duration_nanos: i64,
+    /// What the sampling period measures (`cpu/nanoseconds` for CPU profiles).
+    pub period_type: Option<ValueType>,
+    /// The sampling period, in `period_type` units.
+    pub period: i64,
+    /// Free-form comments (`go tool pprof -comments`).
+    pub comments: Vec<String>,
+    /// The sample type viewers show first; `None` means the last one.
+    pub default_sample_type: Option<String>,
+}
+
+/// A (type, unit) pair such as `cpu`/`nanoseconds`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ValueType {
+    /// What is measured (`samples`, `cpu`, `alloc_space`...).
+    pub ty: String,
+    /// Its unit (`count`, `nanoseconds`, `bytes`).
+    pub unit: String,
+}
+
+impl ValueType {
+    /// A value type from its two words.
+    pub fn new(ty: impl Into<String>, unit: impl Into<String>) -> Self {
+        ValueType {
+            ty: ty.into(),
+            unit: unit.into(),
+        }
+    }
+}
+
+/// One sample: a stack and one value per sample type.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// Location ids, leaf first.
+    pub location_ids: Vec<u64>,
+    /// One value per entry of [`Profile::sample_types`].
+    pub values: Vec<i64>,
+    /// Labels (`thread_name`, user labels...).
+    pub labels: Vec<Label>,
+}
+
+impl Sample {
+    /// A sample with no labels.
+    pub fn new(location_ids: Vec<u64>, values: Vec<i64>) -> Self {
+        Sample {
+            location_ids,
+            values,
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// A key/value label on a sample.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Label {
+    /// The key (`thread_name`, `bytes`...).
+    pub key: String,
+    /// The value.
+    pub value: LabelValue,
+}
+
+/// A label's value: a string, or a number with an optional unit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LabelValue {
+    /// A string value (`-tagfocus key=value` matches it).
+    Str(String),
+    /// A numeric value, with its unit (`bytes`) or none.
+    Num {
+        /// The number.
+        value: i64,
+        /// Its unit, empty for none.
+        unit: String,
+    },
+}
+
+/// An object mapped into the process (executable, shared library, vdso).
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    /// Id referred to by locations; never 0.
+    pub id: u64,
+    /// First address of the mapping.
+    pub memory_start: u64,
+    /// One past its last address.
+    pub memory_limit: u64,
+    /// Offset in the file of `memory_start`.
+    pub file_offset: u64,
+    /// Path of the object (`[vdso]` for the vdso).
+    pub filename: String,
+    /// GNU build ID, lower-case hex; empty when the object has none.
+    pub build_id: String,
+    /// Locations in this mapping carry function names.
+    pub has_functions: bool,
+    /// Locations in this mapping carry file names.
+    pub has_filenames: bool,
+    /// Locations in this mapping carry line numbers.
+    pub has_line_numbers: bool,
+    /// Locations in this mapping expand inlined calls.
+    pub has_inline_frames: bool,
+}
+
+/// An instruction address and the source lines it stands for.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// Id referred to by samples; never 0.
+    pub id: u64,
+    /// The mapping containing `address`; 0 when unknown.
+    pub mapping_id: u64,
+    /// The instruction address (for callers: inside the call instruction).
+    pub address: u64,
+    /// Innermost first: inlined callees, then the function they were inlined into.
+    pub lines: Vec<Line>,
+    /// Frames folded away by the producer.
+    pub is_folded: bool,
+}
+
+/// A function and source line within a location.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Line {
+    /// The function's id.
+    pub function_id: u64,
+    /// The line number, 0 when unknown.
+    pub line: i64,
+}
+
+/// A function.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Function {
+    /// Id referred to by lines; never 0.
+    pub id: u64,
+    /// Demangled name (`my_crate::module::function`).
+    pub name: String,
+    /// Name as the linker knows it (mangled).
+    pub system_name: String,
+    /// Source file, empty when unknown.
+    pub filename: String,
+    /// First line of the function, 0 when unknown.
+    pub start_line: i64,
+}
+
+impl Profile {
+    /// The index of the sample type named `ty` (`"cpu"`, `"samples"`...).
+    pub fn sample_type_index(&self, ty: &str) -> Option<usize> {
+        self.sample_types.iter().position(|t| t.ty == ty)
+    }
+
+    /// The sum of the values of sample type `ty` over all samples (0 if there is none).
+    pub fn total(&self, ty: &str) -> i64 {
+        match self.sample_type_index(ty) {
+            Some(i) => self
+                .samples
+                .iter()
+                .map(|s| s.values.get(i).copied().unwrap_or(0))
+                .sum(),
+            None => 0,
+        }
+    }
+
+    /// The function names of a sample's stack, leaf first, inlined frames expanded.
+    ///
+    /// Unknown ids are skipped; use this for reading, not for validation.
+    pub fn stack_names<'a>(&'a self, sample: &Sample) -> Vec<&'a str> {
+        let locations: HashMap<u64, &Location> =
+            self.locations.iter().map(|l| (l.id, l)).collect();
+        let functions: HashMap<u64, &Function> =
+            self.functions.iter().map(|f| (f.id, f)).collect();
+        sample
+            .location_ids
+            .iter()
+            .filter_map(|id| locations.get(id))
+            .flat_map(|loc| loc.lines.iter())
+            .filter_map(|line| functions.get(&line.function_id))
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
+    /// Encodes the profile as an uncompressed `profile.proto` message.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    /// Writes the profile gzip-compressed: the `.pb.gz` form `go tool pprof` reads.
+    ///
+    /// The writer gets the whole file; for an atomic file write see how a guard does it
+    /// (temp file beside the target, then rename).
+    pub fn write_to<W: Write>(&self, writer: W) -> io::Result<()> {
+        let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::default());
+        gz.write_all(&self.encode())?;
+        gz.finish()?.flush()
+    }
+
+    /// Reads a profile from `.pb.gz` bytes or from raw protobuf bytes.
+    ///
+    /// Gzip is detected by its magic number. Input that inflates beyond
+    /// [`MAX_DECODED_BYTES`], is not a profile, or refers to strings that do not exist is
+    /// an [`Error::Decode`].
+    pub fn decode(bytes: &[u8]) -> Result<Profile, Error> {
+        let decode_error = |reason: String| Error::Decode { reason };
+        let raw;
+        let data: &[u8] = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(bytes)
+                .take(MAX_DECODED_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| decode_error(format!("bad gzip data: {e}")))?;
+            if out.len() as u64 > MAX_DECODED_BYTES {
+                return Err(decode_error(format!(
+                    "inflates to more than {MAX_DECODED_BYTES} bytes"
+                )));
+            }
+            raw = out;
+            &raw
+        } else {
+            bytes
+        };
+        let message = proto::Profile::decode(data)
+            .map_err(|e| decode_error(format!("bad protobuf: {e}")))?;
+        Profile::from_proto(message).map_err(decode_error)
+    }
+
+    fn to_proto(&self) -> proto::Profile {
+        let mut strings = StringTable::default();
+        let vt = |v: &ValueType, s: &mut StringTable| proto::ValueType {
+            r#type: s.index(&v.ty),
+            unit: s.index(&v.unit),
+        };
+        let sample_type = self
+            .sample_types
+            .iter()
+            .map(|v| vt(v, &mut strings))
+            .collect();
+        let sample = self
+            .samples
+            .iter()
+            .map(|s| proto::Sample {
+                location_id: s.location_ids.clone(),
+                value: s.values.clone(),
+                label: s
+                    .labels
+                    .iter()
+                    .map(|l| match &l.value {
+                        LabelValue::Str(v) => proto::Label {
+                            key: strings.index(&l.key),
+                            str: strings.index(v),
+                            num: 0,
+                            num_unit: 0,
+                        },
+                        LabelValue::Num { value, unit } => proto::Label {
+                            key: strings.index(&l.key),
+                            str: 0,
+                            num: *value,
+                            num_unit: strings.index(unit),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mapping = self
+            .mappings
+            .iter()
+            .map(|m| proto::Mapping {
+                id: m.id,
+                memory_start: m.memory_start,
+                memory_limit: m.memory_limit,
+                file_offset: m.file_offset,
+                filename: strings.index(&m.filename),
+                build_id: strings.index(&m.build_id),
+                has_functions: m.has_functions,
+                has_filenames: m.has_filenames,
+                has_line_numbers: m.has_line_numbers,
+                has_inline_frames: m.has_inline_frames,
+            })
+            .collect();
+        let location = self
+            .locations
+            .iter()
+            .map(|l| proto::Location {
+                id: l.id,
+                mapping_id: l.mapping_id,
+                address: l.address,
+                line: l
+                    .lines
+                    .iter()
+                    .map(|line| proto::Line {
+                        function_id: line.function_id,
+                        line: line.line,
+                    })
+                    .collect(),
+                is_folded: l.is_folded,
+            })
+            .collect();
+        let function = self
+            .functions
+            .iter()
+            .map(|f| proto::Function {
+                id: f.id,
+                name: strings.index(&f.name),
+                system_name: strings.index(&f.system_name),
+                filename: strings.index(&f.filename),
+                start_line: f.start_line,
+            })
+            .collect();
+        proto::Profile {
+            sample_type,
+            sample,
+            mapping,
+            location,
+            function,
+            drop_frames: strings.index(&self.drop_frames),
+            keep_frames: strings.index(&self.keep_frames),
+            time_nanos: self.time_nanos,
+            duration_nanos: self.duration_nanos,
+            period_type: self.period_type.as_ref().map(|v| vt(v, &mut strings)),
+            period: self.period,
+            comment: self.comments.iter().map(|c| strings.index(c)).collect(),
+            default_sample_type: self
+                .default_sample_type
+                .as_deref()
+                .map_or(0, |s| strings.index(s)),
+            string_table: strings.into_vec(),
+        }
+    }
+
+    fn from_proto(p: proto::Profile) -> Result<Profile, String> {
+        let table = &p.string_table;
+        if table.first().is_some_and(|s| !s.is_empty()) {
+            return Err("string_table[0] is not the empty string".into());
+        }
+        let s = |i: i64| -> Result<String, String> {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| {
+                    if i == 0 && table.is_empty() {
+                        Some("")
+                    } else {
+                        table.get(i).map(String::as_str)
+                    }
+                })
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!(
+                        "string index {i} out of range (table has {} entries)",
+                        table.len()
+                    )
+                })
+        };
+        let vt = |v: &proto::ValueType| -> Result<ValueType, String> {
+            Ok(ValueType::new(s(v.r#type)?, s(v.unit)?))
+        };
+        let mut samples = Vec::with_capacity(p.sample.len());
+        for x in &p.sample {
+            let mut labels = Vec::with_capacity(x.label.len());
+            for l in &x.label {
+                let value = if l.str != 0 {
+                    LabelValue::Str(s(l.str)?)
+                } else {
+                    LabelValue::Num {
+                        value: l.num,
+                        unit: s(l.num_unit)?,
+                    }
+                };
+                labels.push(Label {
+                    key: s(l.key)?,
+                    value,
+                });
+            }
+            samples.push(Sample {
+                location_ids: x.location_id.clone(),
+                values: x.value.clone(),
+                labels,
+            });
+        }
+        let mut mappings = Vec::with_capacity(p.mapping.len());
+        for m in &p.mapping {
+            mappings.push(Mapping {
+                id: m.id,
+                memory_start: m.memory_start,
+                memory_limit: m.memory_limit,
+                file_offset: m.file_offset,
+                filename: s(m.filename)?,
+                build_id: s(m.build_id)?,
+                has_functions: m.has_functions,
+                has_filenames: m.has_filenames,
+                has_line_numbers: m.has_line_numbers,
+                has_inline_frames: m.has_inline_frames,
+            });
+        }
+        let locations = p
+            .location
+            .iter()
+            .map(|l| Location {
+                id: l.id,
+                mapping_id: l.mapping_id,
+                address: l.address,
+                lines: l
+                    .line
+                    .iter()
+                    .map(|x| Line {
+                        function_id: x.function_id,
+                        line: x.line,
+                    })
+                    .collect(),
+                is_folded: l.is_folded,
+            })
+            .collect();
+        let mut functions = Vec::with_capacity(p.function.len());
+        for f in &p.function {
+            functions.push(Function {
+                id: f.id,
+                name: s(f.name)?,
+                system_name: s(f.system_name)?,
+                filename: s(f.filename)?,
+                start_line: f.start_line,
+            });
+        }
+        let mut comments = Vec::with_capacity(p.comment.len());
+        for &c in &p.comment {
+            comments.push(s(c)?);
+        }
+        Ok(Profile {
+            sample_types: p.sample_type.iter().map(vt).collect::<Result<_, _>>()?,
+            samples,
+            mappings,
+            locations,
+            functions,
+            drop_frames: s(p.drop_frames)?,
+            keep_frames: s(p.keep_frames)?,
+            time_nanos: p.time_nanos,
+            duration_nanos: p.duration_nanos,
+            period_type: p.period_type.as_ref().map(vt).transpose()?,
+            period: p.period,
+            comments,
+            default_sample_type: match p.default_sample_type {
+                0 => None,
+                i => Some(s(i)?),
+            },
+        })
+    }
+}
+
+/// Interns strings for encoding: index 0 is `""`, each distinct string appears once.
+#[derive(Debug)]
+struct StringTable {
+    strings: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Default for StringTable {
+    fn default() -> Self {
+        StringTable {
+            strings: vec![String::new()],
+            index: HashMap::from([(String::new(), 0)]),
+        }
+    }
+}
+
+impl StringTable {
+    fn index(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as i64;
+        self.strings.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+
+    fn into_vec(self) -> Vec<String> {
+        self.strings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_profile() -> Profile {
+        Profile {
+            sample_types: vec![
+                ValueType::new("samples", "count"),
+                ValueType::new("cpu", "nanoseconds"),
+            ],
+            samples: vec![Sample {
+                location_ids: vec![1, 2],
+                values: vec![3, 30_000_000],
+                labels: vec![
+                    Label {
+                        key: "thread_name".into(),
+                        value: LabelValue::Str("main".into()),
+                    },
+                    Label {
+                        key: "bytes".into(),
+                        value: LabelValue::Num {
+                            value: 4096,
+                            unit: "bytes".into(),
+                        },
+                    },
+                ],
+            }],
+            mappings: vec![Mapping {
+                id: 1,
+                memory_start: 0x1000,
+                memory_limit: 0x9000,
+                file_offset: 0,
+                filename: "/bin/app".into(),
+                build_id: "abcd".into(),
+                has_functions: true,
+                ..Mapping::default()
+            }],
+            locations: vec![
+                Location {
+                    id: 1,
+                    mapping_id: 1,
+                    address: 0x1234,
+                    lines: vec![
+                        Line {
+                            function_id: 1,
+                            line: 10,
+                        },
+                        Line {
+                            function_id: 2,
+                            line: 20,
+                        },
+                    ],
+                    is_folded: false,
+                },
+                Location {
+                    id: 2,
+                    mapping_id: 1,
+                    address: 0x2000,
+                    lines: vec![Line {
+                        function_id: 2,
+                        line: 25,
+                    }],
+                    is_folded: false,
+                },
+            ],
+            functions: vec![
+                Function {
+                    id: 1,
+                    name: "app::inner".into(),
+                    system_name: "_ZN3app5inner17h0E".into(),
+                    filename: "src/main.rs".into(),
+                    start_line: 9,
+                },
+                Function {
+                    id: 2,
+                    name: "app::main".into(),
+                    system_name: "_ZN3app4main17h0E".into(),
+                    filename: "src/main.rs".into(),
+                    start_line: 0,
+                },
+            ],
+            time_nanos: 1_700_000_000_000_000_000,
+            duration_nanos: 1_000_000_000,
+            period_type: Some(ValueType::new("cpu", "nanoseconds")),
+            period: 10_000_000,
+            comments: vec!["a comment".into()],
+            default_sample_type: Some("cpu".into()),
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn string_table_starts_with_empty_and_has_no_duplicates() {
+        let p = sample_profile().to_proto();
+        assert_eq!(p.string_table[0], "");
+        let mut seen = std::collections::HashSet::new();
+        for s in &p.string_table {
+            assert!(seen.insert(s), "{s:?} appears twice in the string table");
+        }
+        // "src/main.rs" is used by two functions and "cpu"/"nanoseconds" twice each.
+        assert_eq!(
+            p.string_table.iter().filter(|s| *s == "src/main.rs").count(),
+            1
+        );
+        assert_eq!(p.function[0].filename, p.function[1].filename);
+        assert_eq!(p.sample_type[1], p.period_type.clone().unwrap());
+    }
+
+    #[test]
+    fn empty_profile_still_has_the_empty_string() {
+        let p = Profile::default().to_proto();
+        assert_eq!(p.string_table, vec![String::new()]);
+    }
+
+    #[test]
+    fn round_trip_raw_and_gzipped() {
+        let original = sample_profile();
+        let raw = original.encode();
+        assert_eq!(Profile::decode(&raw).unwrap(), original);
+        let mut gz = Vec::new();
+        original.write_to(&mut gz).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+        assert_eq!(Profile::decode(&gz).unwrap(), original);
+    }
+
+    #[test]
+    fn decode_rejects_out_of_range_string_index() {
+        let mut p = sample_profile().to_proto();
+        p.function[0].name = 10_000;
+        let err = Profile::decode(&p.encode_to_vec()).unwrap_err();
+        assert!(
+            err.to_string().contains("string index 10000 out of range"),
+            "{err}"
+        );
+        let mut p = sample_profile().to_proto();
+        p.function[0].name = -1;
+        assert!(matches!(
+            Profile::decode(&p.encode_to_vec()),
+            Err(Error::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn decode_rejects_garbage_and_truncated_gzip() {
+        assert!(matches!(
+            Profile::decode(b"\xff\xff\xff\xff not a profile"),
+            Err(Error::Decode { .. })
+        ));
+        let mut gz = Vec::new();
+        sample_profile().write_to(&mut gz).unwrap();
+        let err = Profile::decode(&gz[..gz.len() / 2]).unwrap_err();
+        assert!(err.to_string().contains("gzip"), "{err}");
+    }
+
+    #[test]
+    fn decode_rejects_a_decompression_bomb() {
+        // 300 MiB of zeros compresses to ~300 KiB; decoding must stop at the limit.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        let err = Profile::decode(&bomb).unwrap_err();
+        assert!(err.to_string().contains("inflates to more than"), "{err}");
+    }
+
+    #[test]
+    fn total_and_stack_names() {
+        let p = sample_profile();
+        assert_eq!(p.total("cpu"), 30_000_000);
+        assert_eq!(p.total("missing"), 0);
+        assert_eq!(
+            p.stack_names(&p.samples[0]),
+            vec!["app::inner", "app::main", "app::main"]
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! Linux: the `pprof` crate's sampler, /proc/self/maps + DWARF symbolization, and the
+//! shutdown hook on SIGINT/SIGTERM.
+
+pub(crate) mod cpu;
+pub(crate) mod hook;
+pub(crate) mod symbolize;

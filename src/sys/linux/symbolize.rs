@@ -1,0 +1,377 @@
+//! Symbolization of this process's addresses: /proc/self/maps → mappings (path, offset,
+//! GNU build ID), then each object's DWARF (inlined frames, file:line) through `addr2line`,
+//! falling back to its symbol table (function names only, e.g. a release build without
+//! debug info, or a stripped libc).
+//!
+//! Runs on an ordinary thread when a profile is written, never in a signal handler.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use object::{Object, ObjectSegment};
+
+use crate::profile::Mapping;
+use crate::profile::builder::{Resolve, Resolved, SymFrame};
+
+/// One executable line of /proc/self/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MapEntry {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: String,
+}
+
+/// Parses the executable, named lines of a /proc/PID/maps text.
+pub(crate) fn parse_maps(text: &str) -> Vec<MapEntry> {
+    text.lines()
+        .filter_map(|line| {
+            // start-end perms offset dev inode   path
+            let mut fields = line.split_ascii_whitespace();
+            let range = fields.next()?;
+            let perms = fields.next()?;
+            let offset = fields.next()?;
+            let _dev = fields.next()?;
+            let _inode = fields.next()?;
+            // The path may contain spaces; it is the rest of the line.
+            let path = fields.collect::<Vec<_>>().join(" ");
+            if !perms.contains('x') || path.is_empty() {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some(MapEntry {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// An object file opened for symbolization.
+struct Loaded {
+    loader: addr2line::Loader,
+    /// PT_LOAD segments: (file offset, file size, virtual address).
+    segments: Vec<(u64, u64, u64)>,
+}
+
+impl Loaded {
+    /// The object's own virtual address (what its DWARF and symbols use) for an address
+    /// in `entry`.
+    fn svma(&self, entry: &MapEntry, address: u64) -> Option<u64> {
+        let file_offset = address - entry.start + entry.offset;
+        self.segments
+            .iter()
+            .find(|&&(off, size, _)| off <= file_offset && file_offset < off + size)
+            .map(|&(off, _, vaddr)| file_offset - off + vaddr)
+    }
+
+    fn frames(&self, svma: u64) -> Vec<SymFrame> {
+        let mut out = Vec::new();
+        let symbol = self.loader.find_symbol(svma);
+        if let Ok(mut frames) = self.loader.find_frames(svma) {
+            while let Ok(Some(frame)) = frames.next() {
+                let raw = frame
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.raw_name().ok())
+                    .map(|n| n.into_owned());
+                let (file, line) = frame
+                    .location
+                    .map(|l| (l.file.unwrap_or("").to_owned(), l.line.unwrap_or(0)))
+                    .unwrap_or_default();
+                out.push((raw, file, line));
+            }
+        }
+        let last = out.len().wrapping_sub(1);
+        let mut frames: Vec<SymFrame> = out
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (raw, file, line))| {
+                // Line-table-only DWARF names functions briefly (`main`, `spin`) and has no
+                // linkage name; the symbol table has the full mangled path of the physical
+                // (outermost) function, so prefer it there.
+                let raw = match (raw, symbol) {
+                    (Some(r), Some(sym)) if i == last && !is_mangled(&r) && is_mangled(sym) => {
+                        sym.to_owned()
+                    }
+                    (Some(r), _) => r,
+                    (None, Some(sym)) if i == last => sym.to_owned(),
+                    (None, _) => return None,
+                };
+                Some(sym_frame(&raw, file, line))
+            })
+            .collect();
+        if frames.is_empty() {
+            if let Some(sym) = symbol {
+                frames.push(sym_frame(sym, String::new(), 0));
+            }
+        }
+        frames
+    }
+}
+
+fn is_mangled(name: &str) -> bool {
+    name.starts_with("_ZN") || name.starts_with("_R")
+}
+
+/// A frame named from `raw`. `system_name` is the mangled name, or empty when `raw` is not
+/// mangled: pprof re-demangles a function whose name equals its system name, and its C++
+/// demangler mangles Rust generics (`f<T>` → `f`), so an equal pair must not be written.
+fn sym_frame(raw: &str, file: String, line: u32) -> SymFrame {
+    let name = demangle(raw);
+    let system_name = if name == raw {
+        String::new()
+    } else {
+        raw.to_owned()
+    };
+    SymFrame {
+        name,
+        system_name,
+        file,
+        line,
+    }
+}
+
+/// Demangles a Rust symbol without its hash (`my_crate::f`); other names are kept as they are.
+pub(crate) fn demangle(raw: &str) -> String {
+    match rustc_demangle::try_demangle(raw) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => raw.to_owned(),
+    }
+}
+
+/// Reads the GNU build ID (lower-case hex) and PT_LOAD segments of an object file.
+fn read_object_info(path: &Path) -> Option<(String, Vec<(u64, u64, u64)>)> {
+    let file = fs::File::open(path).ok()?;
+    // SAFETY: the map is read-only and dropped before this function returns. A shared
+    // library or executable mapped into this process is not truncated while it runs;
+    // if someone does truncate it, the worst case is a SIGBUS while reading headers,
+    // the same risk every symbolizer (addr2line's own loader included) takes.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let obj = object::File::parse(&*map).ok()?;
+    let build_id = obj
+        .build_id()
+        .ok()
+        .flatten()
+        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_default();
+    let segments = obj
+        .segments()
+        .map(|s| {
+            let (off, size) = s.file_range();
+            (off, size, s.address())
+        })
+        .collect();
+    Some((build_id, segments))
+}
+
+/// Symbolizes addresses of the current process; caches every object and every address.
+pub(crate) struct Symbolizer {
+    entries: Vec<MapEntry>,
+    /// Mapping id of each entry (index-aligned with `entries`).
+    entry_mapping: Vec<u64>,
+    mappings: Vec<Mapping>,
+    objects: HashMap<String, Option<Loaded>>,
+    cache: HashMap<u64, Resolved>,
+}
+
+impl Symbolizer {
+    /// Reads /proc/self/maps now: objects loaded later are unknown to this symbolizer.
+    pub(crate) fn new() -> Symbolizer {
+        let text = fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let exe = fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Symbolizer::from_entries(parse_maps(&text), &exe)
+    }
+
+    fn from_entries(mut entries: Vec<MapEntry>, exe: &str) -> Symbolizer {
+        // pprof treats the first mapping as the main binary: put the executable first.
+        entries.sort_by_key(|e| (e.path != exe, e.start));
+        let mut build_ids: HashMap<String, String> = HashMap::new();
+        let mut mappings = Vec::with_capacity(entries.len());
+        let mut entry_mapping = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let build_id = build_ids
+                .entry(e.path.clone())
+                .or_insert_with(|| {
+                    if e.path.starts_with('[') {
+                        String::new()
+                    } else {
+                        read_object_info(Path::new(&e.path))
+                            .map(|(id, _)| id)
+                            .unwrap_or_default()
+                    }
+                })
+                .clone();
+            let id = mappings.len() as u64 + 1;
+            mappings.push(Mapping {
+                id,
+                memory_start: e.start,
+                memory_limit: e.end,
+                file_offset: e.offset,
+                filename: e.path.clone(),
+                build_id,
+                ..Mapping::default()
+            });
+            entry_mapping.push(id);
+        }
+        Symbolizer {
+            entries,
+            entry_mapping,
+            mappings,
+            objects: HashMap::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    fn object(&mut self, path: &str) -> Option<&Loaded> {
+        self.objects
+            .entry(path.to_owned())
+            .or_insert_with(|| {
+                if path.starts_with('[') {
+                    // [vdso], [vsyscall]: no file to read.
+                    return None;
+                }
+                let (_, segments) = read_object_info(Path::new(path))?;
+                let loader = addr2line::Loader::new(path).ok()?;
+                Some(Loaded { loader, segments })
+            })
+            .as_ref()
+    }
+
+    /// The function names an address resolves to (innermost first); for tests and for
+    /// trimming the sampler's own frames.
+    pub(crate) fn names(&mut self, address: u64) -> Vec<String> {
+        self.resolve(address)
+            .frames
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    }
+}
+
+impl Resolve for Symbolizer {
+    fn mappings(&self) -> Vec<Mapping> {
+        self.mappings.clone()
+    }
+
+    fn resolve(&mut self, address: u64) -> Resolved {
+        if let Some(r) = self.cache.get(&address) {
+            return r.clone();
+        }
+        let index = self
+            .entries
+            .iter()
+            .position(|e| e.start <= address && address < e.end);
+        let resolved = match index {
+            None => Resolved::default(),
+            Some(i) => {
+                let entry = self.entries[i].clone();
+                let mapping_id = self.entry_mapping[i];
+                let frames = match self.object(&entry.path) {
+                    Some(obj) => obj
+                        .svma(&entry, address)
+                        .map(|svma| obj.frames(svma))
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                Resolved {
+                    mapping_id,
+                    frames: Arc::from(frames),
+                }
+            }
+        };
+        self.cache.insert(address, resolved.clone());
+        resolved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_executable_named_lines_only() {
+        let text = "\
+55d0c0a00000-55d0c0a40000 r--p 00000000 08:01 1234    /usr/bin/my app
+55d0c0a40000-55d0c0b00000 r-xp 00040000 08:01 1234    /usr/bin/my app
+7f0000000000-7f0000021000 rw-p 00000000 00:00 0
+7f1000000000-7f1000180000 r-xp 00028000 08:01 99      /usr/lib/x86_64-linux-gnu/libc.so.6
+7ffd1c5f0000-7ffd1c5f2000 r-xp 00000000 00:00 0       [vdso]
+";
+        let entries = parse_maps(text);
+        assert_eq!(
+            entries,
+            vec![
+                MapEntry {
+                    start: 0x55d0c0a40000,
+                    end: 0x55d0c0b00000,
+                    offset: 0x40000,
+                    path: "/usr/bin/my app".into()
+                },
+                MapEntry {
+                    start: 0x7f1000000000,
+                    end: 0x7f1000180000,
+                    offset: 0x28000,
+                    path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into()
+                },
+                MapEntry {
+                    start: 0x7ffd1c5f0000,
+                    end: 0x7ffd1c5f2000,
+                    offset: 0,
+                    path: "[vdso]".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn demangles_without_hash() {
+        assert_eq!(
+            demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(demangle("memcpy"), "memcpy");
+    }
+
+    #[inline(never)]
+    fn a_function_to_find() -> u64 {
+        std::hint::black_box(42)
+    }
+
+    #[test]
+    fn resolves_this_process_with_file_and_line() {
+        let mut s = Symbolizer::new();
+        let exe = fs::read_link("/proc/self/exe").unwrap();
+        let main = &s.mappings()[0];
+        assert_eq!(Path::new(&main.filename), exe, "main binary first");
+        assert!(!main.build_id.is_empty(), "rustc links a GNU build ID");
+
+        let addr = a_function_to_find as *const () as usize as u64 + 1;
+        assert_eq!(a_function_to_find(), 42);
+        let r = s.resolve(addr);
+        assert_eq!(r.mapping_id, 1);
+        let f = r.frames.last().expect("a frame");
+        assert!(f.name.ends_with("a_function_to_find"), "{f:?}");
+        assert!(f.system_name.starts_with("_ZN") || f.system_name.starts_with("_R"), "{f:?}");
+        assert!(f.file.ends_with("symbolize.rs"), "{f:?}");
+        assert!(f.line > 0);
+    }
+
+    #[test]
+    fn resolves_libc_by_symbol_table() {
+        let mut s = Symbolizer::new();
+        let addr = libc_getpid_address();
+        let names = s.names(addr);
+        assert!(names.iter().any(|n| n.contains("getpid")), "{names:?}");
+    }
+
+    fn libc_getpid_address() -> u64 {
+        nix::libc::getpid as *const () as usize as u64
+    }
+}

@@ -1,0 +1,37 @@
+//! Stubs for platforms other than Linux: everything returns [`Error::Unsupported`].
+
+/// CPU sampling.
+pub(crate) mod cpu {
+    use crate::Error;
+    use crate::profile::Profile;
+
+    /// Never constructed on this platform.
+    pub(crate) struct Sampler(());
+
+    impl Sampler {
+        pub(crate) fn start(_hz: u32) -> Result<Sampler, Error> {
+            Err(Error::Unsupported {
+                what: "CPU profiling",
+            })
+        }
+
+        pub(crate) fn stop(self) -> Result<Profile, Error> {
+            Err(Error::Unsupported {
+                what: "CPU profiling",
+            })
+        }
+    }
+}
+
+/// The shutdown hook.
+pub(crate) mod hook {
+    use crate::Error;
+
+    pub(crate) fn install() -> Result<(), Error> {
+        Err(Error::Unsupported {
+            what: "the shutdown hook",
+        })
+    }
+
+    pub(crate) fn remove() {}
+}
