@@ -208,11 +208,3 @@ pub(crate) fn remove() {
         }
     }
 }
-
-/// Whether our handler is installed for `signal` right now (for tests).
-#[cfg(test)]
-pub(crate) fn is_installed(signal: Signal) -> bool {
-    current(signal)
-        .map(|now| now.sa_sigaction == handler_address())
-        .unwrap_or(false)
-}

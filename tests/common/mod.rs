@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests: a CPU workload with a known split, and
+//! `go tool pprof` discovery.
+#![allow(dead_code)]
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::Duration;
+
+use nix::time::{ClockId, clock_gettime};
+
+/// CPU time consumed by the calling thread.
+pub fn thread_cpu() -> Duration {
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock");
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+}
+
+/// Spins until this thread has used `d` more CPU time.
+#[inline(always)]
+fn burn(d: Duration) -> u64 {
+    let end = thread_cpu() + d;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    while thread_cpu() < end {
+        for _ in 0..2000 {
+            x = black_box(x.rotate_left(5) ^ x.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        }
+    }
+    x
+}
+
+/// Three parts of the work.
+#[inline(never)]
+pub fn hot_three(d: Duration) -> u64 {
+    black_box(burn(d * 3))
+}
+
+/// One part of the work.
+#[inline(never)]
+pub fn cold_one(d: Duration) -> u64 {
+    black_box(burn(d))
+}
+
+/// Runs the 3:1 workload for about `total` of CPU time, interleaved in 40 ms rounds.
+pub fn three_to_one(total: Duration) -> u64 {
+    let unit = Duration::from_millis(10);
+    let rounds = (total.as_millis() / 40).max(1);
+    let mut acc = 0;
+    for _ in 0..rounds {
+        acc ^= hot_three(unit);
+        acc ^= cold_one(unit);
+    }
+    acc
+}
+
+/// Spins for `d` of CPU time in a frame named `busy_loop`.
+#[inline(never)]
+pub fn busy_loop(d: Duration) -> u64 {
+    black_box(burn(d))
+}
+
+/// Samples whose stack contains a function whose name ends with `name`.
+pub fn samples_in(p: &profile::Profile, name: &str) -> i64 {
+    let i = p.sample_type_index("samples").expect("samples/count");
+    p.samples
+        .iter()
+        .filter(|s| p.stack_names(s).iter().any(|n| n.ends_with(name)))
+        .map(|s| s.values[i])
+        .sum()
+}
+
+/// Whether `go` is usable. Without it: `None` after printing why the caller skips, or a
+/// panic under CI (`CI=true`), where the compatibility checks must run.
+pub fn go() -> Option<&'static str> {
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Some("go");
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("`go` is not installed but CI=true: install golang-go (see .ci/run)");
+    }
+    eprintln!("SKIPPED: `go` not found; install golang-go to run the go tool pprof checks");
+    None
+}

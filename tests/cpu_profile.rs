@@ -1,0 +1,133 @@
+//! CPU profiles from a guard and from `runtime::cpu`: the known 3:1 split, symbolization,
+//! mappings, and the one-CPU-profiler rule. Tests here start the process-wide CPU profiler,
+//! so they take turns through `SERIAL`.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use profile::{Error, Profile, ProfileKind};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn guard_profile_shows_the_three_to_one_split() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = profile::start()
+        .path(dir.path())
+        .cpu()
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
+    assert_eq!(guard.path(), dir.path().join("cpu.pb.gz"));
+    three_to_one(Duration::from_secs(2));
+    let path = guard.stop().unwrap();
+    assert_eq!(path, dir.path().join("cpu.pb.gz"));
+
+    let p = Profile::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let hot = samples_in(&p, "hot_three") as f64;
+    let cold = samples_in(&p, "cold_one") as f64;
+    assert!(hot + cold >= 100.0, "too few samples: {hot} + {cold}");
+    let share = hot / (hot + cold);
+    assert!(
+        (0.65..=0.85).contains(&share),
+        "hot_three has {:.1}% of the samples, expected 75% ± 10",
+        share * 100.0
+    );
+
+    // Header as Go writes it.
+    let types: Vec<(&str, &str)> = p
+        .sample_types
+        .iter()
+        .map(|t| (t.ty.as_str(), t.unit.as_str()))
+        .collect();
+    assert_eq!(types, [("samples", "count"), ("cpu", "nanoseconds")]);
+    let period_type = p.period_type.clone().unwrap();
+    assert_eq!((period_type.ty.as_str(), period_type.unit.as_str()), ("cpu", "nanoseconds"));
+    assert_eq!(p.period, 10_000_000);
+    assert!(p.duration_nanos >= 1_000_000_000);
+    assert!(p.time_nanos > 1_600_000_000_000_000_000);
+    for s in &p.samples {
+        assert_eq!(s.values[1], s.values[0] * p.period);
+    }
+}
+
+#[test]
+fn locations_have_addresses_mappings_and_lines() {
+    let _s = serial();
+    let profiler = profile::runtime::cpu::start(250).unwrap();
+    assert_eq!(profiler.frequency(), 250);
+    busy_loop(Duration::from_millis(400));
+    let p = profiler.stop().unwrap();
+
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    let main = &p.mappings[0];
+    assert_eq!(Path::new(&main.filename), exe, "main binary must be mapping 1");
+    assert!(!main.build_id.is_empty());
+    assert!(main.has_functions && main.has_filenames && main.has_line_numbers);
+
+    let f = p
+        .functions
+        .iter()
+        .find(|f| f.name.ends_with("common::busy_loop"))
+        .expect("busy_loop in the profile");
+    assert!(f.filename.ends_with("mod.rs"), "{f:?}");
+    assert!(f.system_name.starts_with("_ZN") || f.system_name.starts_with("_R"), "{f:?}");
+    for loc in &p.locations {
+        assert_ne!(loc.address, 0);
+        if loc.mapping_id != 0 {
+            let m = &p.mappings[loc.mapping_id as usize - 1];
+            assert!(
+                m.memory_start <= loc.address && loc.address < m.memory_limit,
+                "location {loc:?} outside its mapping {m:?}"
+            );
+        }
+    }
+    // The sampler's own frames (signal handler, unwinder, trampoline) are cut off.
+    for s in &p.samples {
+        let names = p.stack_names(s);
+        assert!(
+            !names.iter().any(|n| n.contains("perf_signal_handler")
+                || n.starts_with("backtrace::")
+                || n.starts_with("pprof::")
+                || n.contains("restore_rt")),
+            "sampler frames left in {names:?}"
+        );
+    }
+    // Every sample carries the thread's name.
+    assert!(p.samples.iter().all(|s| s.labels.iter().any(|l| l.key == "thread_name")));
+}
+
+#[test]
+fn one_cpu_profiler_at_a_time() {
+    let _s = serial();
+    let first = profile::runtime::cpu::start(100).unwrap();
+    match profile::runtime::cpu::start(100) {
+        Err(Error::AlreadyActive { mode: ProfileKind::Cpu }) => {}
+        other => panic!("expected AlreadyActive, got {other:?}"),
+    }
+    // A guard in CPU mode conflicts with the runtime profiler too, and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let err = profile::start()
+        .path(dir.path())
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyActive { mode: ProfileKind::Cpu }), "{err:?}");
+    assert!(err.to_string().contains("cpu profile is already running"), "{err}");
+    drop(first);
+    // Dropping the profiler freed it.
+    let again = profile::runtime::cpu::start(100).unwrap();
+    let p = again.stop().unwrap();
+    assert_eq!(p.sample_types.len(), 2);
+}
