@@ -67,10 +67,7 @@ impl Session {
                 if keep {
                     let copy = match &result {
                         Ok(p) => Ok(p.clone()),
-                        Err(e) => Err(Error::io(
-                            &self.path,
-                            std::io::Error::other(e.to_string()),
-                        )),
+                        Err(e) => Err(Error::io(&self.path, std::io::Error::other(e.to_string()))),
                     };
                     *state = State::Written(Some(copy));
                 }
@@ -177,9 +174,7 @@ impl Guard {
 
     /// The kind of profile being recorded.
     pub fn kind(&self) -> ProfileKind {
-        self.session
-            .as_ref()
-            .map_or(ProfileKind::Cpu, |s| s.kind)
+        self.session.as_ref().map_or(ProfileKind::Cpu, |s| s.kind)
     }
 
     /// Stops profiling and writes the file completely (or not at all); returns its path.

@@ -10,9 +10,8 @@ use nix::sys::resource::{UsageWho, getrusage};
 
 fn process_cpu() -> Duration {
     let u = getrusage(UsageWho::RUSAGE_SELF).unwrap();
-    let tv = |t: nix::sys::time::TimeVal| {
-        Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000)
-    };
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
     tv(u.user_time()) + tv(u.system_time())
 }
 

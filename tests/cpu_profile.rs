@@ -52,7 +52,10 @@ fn guard_profile_shows_the_three_to_one_split() {
         .collect();
     assert_eq!(types, [("samples", "count"), ("cpu", "nanoseconds")]);
     let period_type = p.period_type.clone().unwrap();
-    assert_eq!((period_type.ty.as_str(), period_type.unit.as_str()), ("cpu", "nanoseconds"));
+    assert_eq!(
+        (period_type.ty.as_str(), period_type.unit.as_str()),
+        ("cpu", "nanoseconds")
+    );
     assert_eq!(p.period, 10_000_000);
     assert!(p.duration_nanos >= 1_000_000_000);
     assert!(p.time_nanos > 1_600_000_000_000_000_000);
@@ -71,7 +74,11 @@ fn locations_have_addresses_mappings_and_lines() {
 
     let exe = std::fs::read_link("/proc/self/exe").unwrap();
     let main = &p.mappings[0];
-    assert_eq!(Path::new(&main.filename), exe, "main binary must be mapping 1");
+    assert_eq!(
+        Path::new(&main.filename),
+        exe,
+        "main binary must be mapping 1"
+    );
     assert!(!main.build_id.is_empty());
     assert!(main.has_functions && main.has_filenames && main.has_line_numbers);
 
@@ -81,7 +88,10 @@ fn locations_have_addresses_mappings_and_lines() {
         .find(|f| f.name.ends_with("common::busy_loop"))
         .expect("busy_loop in the profile");
     assert!(f.filename.ends_with("mod.rs"), "{f:?}");
-    assert!(f.system_name.starts_with("_ZN") || f.system_name.starts_with("_R"), "{f:?}");
+    assert!(
+        f.system_name.starts_with("_ZN") || f.system_name.starts_with("_R"),
+        "{f:?}"
+    );
     for loc in &p.locations {
         assert_ne!(loc.address, 0);
         if loc.mapping_id != 0 {
@@ -104,7 +114,11 @@ fn locations_have_addresses_mappings_and_lines() {
         );
     }
     // Every sample carries the thread's name.
-    assert!(p.samples.iter().all(|s| s.labels.iter().any(|l| l.key == "thread_name")));
+    assert!(
+        p.samples
+            .iter()
+            .all(|s| s.labels.iter().any(|l| l.key == "thread_name"))
+    );
 }
 
 #[test]
@@ -112,7 +126,9 @@ fn one_cpu_profiler_at_a_time() {
     let _s = serial();
     let first = profile::runtime::cpu::start(100).unwrap();
     match profile::runtime::cpu::start(100) {
-        Err(Error::AlreadyActive { mode: ProfileKind::Cpu }) => {}
+        Err(Error::AlreadyActive {
+            mode: ProfileKind::Cpu,
+        }) => {}
         other => panic!("expected AlreadyActive, got {other:?}"),
     }
     // A guard in CPU mode conflicts with the runtime profiler too, and says so.
@@ -123,8 +139,19 @@ fn one_cpu_profiler_at_a_time() {
         .no_shutdown_hook()
         .build()
         .unwrap_err();
-    assert!(matches!(err, Error::AlreadyActive { mode: ProfileKind::Cpu }), "{err:?}");
-    assert!(err.to_string().contains("cpu profile is already running"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AlreadyActive {
+                mode: ProfileKind::Cpu
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("cpu profile is already running"),
+        "{err}"
+    );
     drop(first);
     // Dropping the profiler freed it.
     let again = profile::runtime::cpu::start(100).unwrap();

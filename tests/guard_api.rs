@@ -23,7 +23,10 @@ fn decode(path: &Path) -> Profile {
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -32,16 +35,37 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 fn zero_frequency_is_rejected_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let err = profile::start().path(&out).cpu().frequency(0).build().unwrap_err();
-    assert!(matches!(err, Error::InvalidFrequency { hz: 0, .. }), "{err:?}");
+    let err = profile::start()
+        .path(&out)
+        .cpu()
+        .frequency(0)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidFrequency { hz: 0, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("between 1 and 10000 Hz"), "{err}");
     assert!(!out.exists(), "nothing may be created for a rejected build");
 }
 
 #[test]
 fn frequency_above_10khz_is_rejected() {
-    let err = profile::start().cpu().frequency(10_001).build().unwrap_err();
-    assert!(matches!(err, Error::InvalidFrequency { hz: 10_001, max: 10_000 }), "{err:?}");
+    let err = profile::start()
+        .cpu()
+        .frequency(10_001)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidFrequency {
+                hz: 10_001,
+                max: 10_000
+            }
+        ),
+        "{err:?}"
+    );
     assert!(matches!(
         profile::runtime::cpu::start(0),
         Err(Error::InvalidFrequency { hz: 0, .. })
@@ -84,7 +108,10 @@ fn unwritable_directory_is_an_io_error_with_the_path() {
         "{err:?}"
     );
     // A directory that cannot be created.
-    let err = profile::start().path("/proc/self/profiles").build().unwrap_err();
+    let err = profile::start()
+        .path("/proc/self/profiles")
+        .build()
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Io { path, .. } if path == Path::new("/proc/self/profiles")),
         "{err:?}"
@@ -95,7 +122,9 @@ fn unwritable_directory_is_an_io_error_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
         let err = profile::start().path(dir.path()).build().unwrap_err();
-        assert!(matches!(&err, Error::Io { source, .. } if source.kind() == ErrorKind::PermissionDenied));
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == ErrorKind::PermissionDenied)
+        );
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
@@ -106,11 +135,20 @@ fn path_is_created_and_drop_writes_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a/b/profiles");
     {
-        let _guard = profile::start().path(&out).quiet().no_shutdown_hook().build().unwrap();
+        let _guard = profile::start()
+            .path(&out)
+            .quiet()
+            .no_shutdown_hook()
+            .build()
+            .unwrap();
         assert!(out.is_dir(), ".path() creates the directory at build time");
         common::busy_loop(Duration::from_millis(200));
     }
-    assert_eq!(files_in(&out), vec![out.join("cpu.pb.gz")], "one complete file, no temp files");
+    assert_eq!(
+        files_in(&out),
+        vec![out.join("cpu.pb.gz")],
+        "one complete file, no temp files"
+    );
     let p = decode(&out.join("cpu.pb.gz"));
     assert!(p.total("samples") > 0);
 }
@@ -120,12 +158,22 @@ fn file_option_writes_exactly_there_and_replaces_an_older_profile() {
     let _s = serial();
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sub/my-name.prof");
-    let guard = profile::start().file(&target).quiet().no_shutdown_hook().build().unwrap();
+    let guard = profile::start()
+        .file(&target)
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     assert_eq!(guard.path(), target);
     let first = guard.stop().unwrap();
     assert_eq!(first, target);
     let before = fs::read(&target).unwrap();
-    let guard = profile::start().file(&target).quiet().no_shutdown_hook().build().unwrap();
+    let guard = profile::start()
+        .file(&target)
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     common::busy_loop(Duration::from_millis(100));
     guard.stop().unwrap();
     assert_ne!(fs::read(&target).unwrap(), before);
@@ -139,7 +187,13 @@ fn default_output_is_a_kept_temp_dir_named_profile() {
     assert_eq!(guard.kind(), ProfileKind::Cpu);
     let path = guard.stop().unwrap();
     let dir = path.parent().unwrap();
-    assert!(dir.file_name().unwrap().to_string_lossy().starts_with("profile"), "{path:?}");
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("profile"),
+        "{path:?}"
+    );
     assert!(dir.starts_with(std::env::temp_dir()), "{path:?}");
     assert_eq!(path.file_name().unwrap(), "cpu.pb.gz");
     decode(&path);
@@ -158,7 +212,11 @@ fn exactly_one_of_many_concurrent_builds_wins() {
             let out = dir.path().join(format!("t{i}"));
             std::thread::spawn(move || {
                 barrier.wait();
-                profile::start().path(out).quiet().no_shutdown_hook().build()
+                profile::start()
+                    .path(out)
+                    .quiet()
+                    .no_shutdown_hook()
+                    .build()
             })
         })
         .collect();
@@ -167,17 +225,27 @@ fn exactly_one_of_many_concurrent_builds_wins() {
     for r in results {
         match r {
             Ok(g) => winners.push(g),
-            Err(Error::AlreadyActive { mode: ProfileKind::Cpu }) => {}
+            Err(Error::AlreadyActive {
+                mode: ProfileKind::Cpu,
+            }) => {}
             Err(e) => panic!("unexpected error {e:?}"),
         }
     }
     assert_eq!(winners.len(), 1, "exactly one build must win");
     // While it runs, another build fails and names the running mode.
     let err = profile::start().cpu().quiet().build().unwrap_err();
-    assert_eq!(err.to_string(), "profile: a cpu profile is already running; stop it before starting another");
+    assert_eq!(
+        err.to_string(),
+        "profile: a cpu profile is already running; stop it before starting another"
+    );
     let path = winners.pop().unwrap().stop().unwrap();
     decode(&path);
     // After stop a new guard can start.
-    let again = profile::start().path(dir.path()).quiet().no_shutdown_hook().build().unwrap();
+    let again = profile::start()
+        .path(dir.path())
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     again.stop().unwrap();
 }

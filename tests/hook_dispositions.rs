@@ -51,14 +51,35 @@ fn hook_is_installed_while_running_and_default_restored_after() {
     set(Signal::SIGINT, SigHandler::SigDfl);
     let dir = tempfile::tempdir().unwrap();
     let guard = profile::start().path(dir.path()).quiet().build().unwrap();
-    assert_ne!(disposition(Signal::SIGTERM), libc::SIG_DFL, "hook installed on SIGTERM");
-    assert_ne!(disposition(Signal::SIGINT), libc::SIG_DFL, "hook installed on SIGINT");
+    assert_ne!(
+        disposition(Signal::SIGTERM),
+        libc::SIG_DFL,
+        "hook installed on SIGTERM"
+    );
+    assert_ne!(
+        disposition(Signal::SIGINT),
+        libc::SIG_DFL,
+        "hook installed on SIGINT"
+    );
     guard.stop().unwrap();
-    assert_eq!(disposition(Signal::SIGTERM), libc::SIG_DFL, "SIGTERM default again");
-    assert_eq!(disposition(Signal::SIGINT), libc::SIG_DFL, "SIGINT default again");
+    assert_eq!(
+        disposition(Signal::SIGTERM),
+        libc::SIG_DFL,
+        "SIGTERM default again"
+    );
+    assert_eq!(
+        disposition(Signal::SIGINT),
+        libc::SIG_DFL,
+        "SIGINT default again"
+    );
 
     // no_shutdown_hook() leaves dispositions alone.
-    let guard = profile::start().path(dir.path()).quiet().no_shutdown_hook().build().unwrap();
+    let guard = profile::start()
+        .path(dir.path())
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     assert_eq!(disposition(Signal::SIGTERM), libc::SIG_DFL);
     guard.stop().unwrap();
 }
@@ -69,7 +90,11 @@ fn ignored_signals_stay_ignored() {
     set(Signal::SIGINT, SigHandler::SigIgn);
     let dir = tempfile::tempdir().unwrap();
     let guard = profile::start().path(dir.path()).quiet().build().unwrap();
-    assert_eq!(disposition(Signal::SIGINT), libc::SIG_IGN, "nohup-style ignore respected");
+    assert_eq!(
+        disposition(Signal::SIGINT),
+        libc::SIG_IGN,
+        "nohup-style ignore respected"
+    );
     guard.stop().unwrap();
     assert_eq!(disposition(Signal::SIGINT), libc::SIG_IGN);
     set(Signal::SIGINT, SigHandler::SigDfl);
@@ -83,7 +108,11 @@ fn handler_installed_during_the_guard_is_not_clobbered() {
     let guard = profile::start().path(dir.path()).quiet().build().unwrap();
     set(Signal::SIGTERM, SigHandler::Handler(app_handler));
     guard.stop().unwrap();
-    assert_eq!(disposition(Signal::SIGTERM), app_handler_address(), "theirs stays");
+    assert_eq!(
+        disposition(Signal::SIGTERM),
+        app_handler_address(),
+        "theirs stays"
+    );
     set(Signal::SIGTERM, SigHandler::SigDfl);
 }
 
@@ -94,18 +123,29 @@ fn app_handler_runs_after_the_profile_is_written() {
     let before = APP_HANDLER_CALLS.load(Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let guard = profile::start().path(dir.path()).quiet().build().unwrap();
-    assert_ne!(disposition(Signal::SIGINT), app_handler_address(), "hook in front");
+    assert_ne!(
+        disposition(Signal::SIGINT),
+        app_handler_address(),
+        "hook in front"
+    );
     common::busy_loop(Duration::from_millis(200));
 
     nix::sys::signal::raise(Signal::SIGINT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while APP_HANDLER_CALLS.load(Ordering::SeqCst) == before {
-        assert!(Instant::now() < deadline, "the application's handler never ran");
+        assert!(
+            Instant::now() < deadline,
+            "the application's handler never ran"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let path = dir.path().join("cpu.pb.gz");
     assert!(path.exists(), "written before the app's handler ran");
-    assert_eq!(disposition(Signal::SIGINT), app_handler_address(), "theirs restored");
+    assert_eq!(
+        disposition(Signal::SIGINT),
+        app_handler_address(),
+        "theirs restored"
+    );
     // The guard reports what the hook wrote.
     assert_eq!(guard.stop().unwrap(), path);
     let p = profile::Profile::decode(&std::fs::read(&path).unwrap()).unwrap();

@@ -27,6 +27,11 @@ fn panic_while_guard_is_live_writes_a_valid_file() {
         "the work before the panic is in the profile"
     );
     // The slot was released: a new guard can start.
-    let g = profile::start().path(dir.path()).quiet().no_shutdown_hook().build().unwrap();
+    let g = profile::start()
+        .path(dir.path())
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     g.stop().unwrap();
 }

@@ -27,7 +27,13 @@ fn child_workload() {
 fn run_child_and_signal(signal: Signal) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_workload", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_workload",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("PROFILE_TEST_OUT", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -64,7 +70,12 @@ fn run_child_and_signal(signal: Signal) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
 
     // Killed by the signal itself: a shell reports 128 + signal (143 for SIGTERM, 130 for SIGINT).
     assert_eq!(
@@ -72,17 +83,36 @@ fn run_child_and_signal(signal: Signal) {
         Some(signal as i32),
         "child should die of {signal}, got {status:?}; stderr:\n{stderr}"
     );
-    assert_eq!(128 + status.signal().unwrap(), if signal == Signal::SIGTERM { 143 } else { 130 });
+    assert_eq!(
+        128 + status.signal().unwrap(),
+        if signal == Signal::SIGTERM { 143 } else { 130 }
+    );
 
     let path = dir.path().join("cpu.pb.gz");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}; stderr:\n{stderr}"));
     let p = profile::Profile::decode(&bytes).unwrap();
-    assert!(common::samples_in(&p, "busy_loop") > 0, "the child's work is in the profile");
-    assert!(stderr.contains("profile: cpu profiling enabled"), "{stderr}");
-    assert!(stderr.contains(&format!("caught signal {}", signal as i32)), "{stderr}");
-    assert!(stderr.contains("profile: cpu profiling disabled"), "{stderr}");
+    assert!(
+        common::samples_in(&p, "busy_loop") > 0,
+        "the child's work is in the profile"
+    );
+    assert!(
+        stderr.contains("profile: cpu profiling enabled"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("caught signal {}", signal as i32)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("profile: cpu profiling disabled"),
+        "{stderr}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(leftovers.len(), 1, "only the profile, no temp files: {leftovers:?}");
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "only the profile, no temp files: {leftovers:?}"
+    );
 }
 
 #[test]

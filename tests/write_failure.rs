@@ -42,11 +42,27 @@ fn failed_write_keeps_the_earlier_profile_and_leaves_no_partial_file() {
         other => panic!("expected Error::Io, got {other:?}"),
     }
     assert!(err.to_string().contains("cpu.pb.gz"), "{err}");
-    assert_eq!(fs::read(&target).unwrap(), earlier, "earlier profile untouched");
-    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![target.file_name().unwrap().to_owned()], "no temp file left");
+    assert_eq!(
+        fs::read(&target).unwrap(),
+        earlier,
+        "earlier profile untouched"
+    );
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![target.file_name().unwrap().to_owned()],
+        "no temp file left"
+    );
 
     // The slot was released despite the failure.
-    let g = profile::start().path(dir.path().join("next")).quiet().no_shutdown_hook().build().unwrap();
+    let g = profile::start()
+        .path(dir.path().join("next"))
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     g.stop().unwrap();
 }

@@ -74,7 +74,13 @@ impl<'r> ProfileBuilder<'r> {
     /// Adds a sample. `stack` holds raw addresses, leaf first. Every address but an exact
     /// leaf is a return address (one past a call), so it is moved back by one byte to land
     /// on the call instruction: symbolization then reports the call's line.
-    pub(crate) fn add(&mut self, stack: &[u64], leaf_exact: bool, values: &[i64], labels: Vec<Label>) {
+    pub(crate) fn add(
+        &mut self,
+        stack: &[u64],
+        leaf_exact: bool,
+        values: &[i64],
+        labels: Vec<Label>,
+    ) {
         let location_ids: Vec<u64> = stack
             .iter()
             .enumerate()

@@ -208,10 +208,8 @@ impl Profile {
     ///
     /// Unknown ids are skipped; use this for reading, not for validation.
     pub fn stack_names<'a>(&'a self, sample: &Sample) -> Vec<&'a str> {
-        let locations: HashMap<u64, &Location> =
-            self.locations.iter().map(|l| (l.id, l)).collect();
-        let functions: HashMap<u64, &Function> =
-            self.functions.iter().map(|f| (f.id, f)).collect();
+        let locations: HashMap<u64, &Location> = self.locations.iter().map(|l| (l.id, l)).collect();
+        let functions: HashMap<u64, &Function> = self.functions.iter().map(|f| (f.id, f)).collect();
         sample
             .location_ids
             .iter()
@@ -261,8 +259,8 @@ impl Profile {
         } else {
             bytes
         };
-        let message = proto::Profile::decode(data)
-            .map_err(|e| decode_error(format!("bad protobuf: {e}")))?;
+        let message =
+            proto::Profile::decode(data).map_err(|e| decode_error(format!("bad protobuf: {e}")))?;
         Profile::from_proto(message).map_err(decode_error)
     }
 
@@ -619,7 +617,10 @@ mod tests {
         }
         // "src/main.rs" is used by two functions and "cpu"/"nanoseconds" twice each.
         assert_eq!(
-            p.string_table.iter().filter(|s| *s == "src/main.rs").count(),
+            p.string_table
+                .iter()
+                .filter(|s| *s == "src/main.rs")
+                .count(),
             1
         );
         assert_eq!(p.function[0].filename, p.function[1].filename);

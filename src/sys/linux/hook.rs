@@ -96,8 +96,8 @@ fn handler_address() -> libc::sighandler_t {
 fn ensure_worker() -> Result<(), Error> {
     static WORKER: OnceLock<Result<(), i32>> = OnceLock::new();
     let started = WORKER.get_or_init(|| {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| e as i32)?;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)?;
         nix::fcntl::fcntl(
             &write,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),

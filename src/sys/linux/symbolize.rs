@@ -51,11 +51,13 @@ pub(crate) fn parse_maps(text: &str) -> Vec<MapEntry> {
         .collect()
 }
 
+/// A PT_LOAD segment: (file offset, file size, virtual address).
+type Segment = (u64, u64, u64);
+
 /// An object file opened for symbolization.
 struct Loaded {
     loader: addr2line::Loader,
-    /// PT_LOAD segments: (file offset, file size, virtual address).
-    segments: Vec<(u64, u64, u64)>,
+    segments: Vec<Segment>,
 }
 
 impl Loaded {
@@ -145,7 +147,7 @@ pub(crate) fn demangle(raw: &str) -> String {
 }
 
 /// Reads the GNU build ID (lower-case hex) and PT_LOAD segments of an object file.
-fn read_object_info(path: &Path) -> Option<(String, Vec<(u64, u64, u64)>)> {
+fn read_object_info(path: &Path) -> Option<(String, Vec<Segment>)> {
     let file = fs::File::open(path).ok()?;
     // SAFETY: the map is read-only and dropped before this function returns. A shared
     // library or executable mapped into this process is not truncated while it runs;
@@ -358,7 +360,10 @@ mod tests {
         assert_eq!(r.mapping_id, 1);
         let f = r.frames.last().expect("a frame");
         assert!(f.name.ends_with("a_function_to_find"), "{f:?}");
-        assert!(f.system_name.starts_with("_ZN") || f.system_name.starts_with("_R"), "{f:?}");
+        assert!(
+            f.system_name.starts_with("_ZN") || f.system_name.starts_with("_R"),
+            "{f:?}"
+        );
         assert!(f.file.ends_with("symbolize.rs"), "{f:?}");
         assert!(f.line > 0);
     }
@@ -373,5 +378,58 @@ mod tests {
 
     fn libc_getpid_address() -> u64 {
         nix::libc::getpid as *const () as usize as u64
+    }
+}
+
+/// Symbolization speed over thousands of distinct addresses of this binary: not a test
+/// (it asserts nothing), a measurement for docs/performance.md:
+/// `cargo test --release --lib symbolize_throughput -- --ignored --nocapture`.
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use crate::profile::ValueType;
+    use crate::profile::builder::ProfileBuilder;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement; run it with --ignored --nocapture"]
+    fn symbolize_throughput() {
+        let t = Instant::now();
+        let mut s = Symbolizer::new();
+        let main = s.mappings()[0].clone();
+        let new = t.elapsed();
+        // 5000 addresses spread over the executable's code, 100 frames per stack.
+        let step = (main.memory_limit - main.memory_start) / 5000;
+        let addrs: Vec<u64> = (0..5000).map(|i| main.memory_start + i * step + 1).collect();
+        let t = Instant::now();
+        let mut b = ProfileBuilder::new(&mut s, vec![ValueType::new("samples", "count")]);
+        for stack in addrs.chunks(100) {
+            b.add(stack, false, &[1], Vec::new());
+        }
+        let p = b.finish();
+        let first = t.elapsed();
+        let t = Instant::now();
+        let mut b = ProfileBuilder::new(&mut s, vec![ValueType::new("samples", "count")]);
+        for stack in addrs.chunks(100) {
+            b.add(stack, false, &[1], Vec::new());
+        }
+        let again = t.elapsed();
+        drop(b);
+        let mut encoded = Vec::new();
+        let t = Instant::now();
+        p.write_to(&mut encoded).unwrap();
+        let encode = t.elapsed();
+        println!(
+            "read maps + build IDs: {:.1} ms; {} locations, {} functions: symbolized in {:.1} ms \
+             ({:.1} us/address), again from the cache in {:.2} ms; gzip-encoded to {} bytes in {:.1} ms",
+            new.as_secs_f64() * 1e3,
+            p.locations.len(),
+            p.functions.len(),
+            first.as_secs_f64() * 1e3,
+            first.as_secs_f64() * 1e6 / p.locations.len() as f64,
+            again.as_secs_f64() * 1e3,
+            encoded.len(),
+            encode.as_secs_f64() * 1e3
+        );
     }
 }
