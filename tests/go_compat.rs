@@ -77,6 +77,19 @@ fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
         "warnings from -addresses:\n{stderr}"
     );
     assert!(addrs.contains("common::hot_three"), "{addrs}");
+
+    // Disassembly annotated with samples (needs the executable's mapping to line up with
+    // its symbol table).
+    let (asm, stderr) = pprof(go, &["-disasm", "hot_three"], &file);
+    assert!(stderr.trim().is_empty(), "warnings from -disasm:\n{stderr}");
+    assert!(
+        asm.contains("ROUTINE") && asm.contains("hot_three"),
+        "no annotated disassembly:\n{asm}"
+    );
+    // Source listing with per-line samples.
+    let (list, stderr) = pprof(go, &["-list", "common::hot_three"], &file);
+    assert!(stderr.trim().is_empty(), "warnings from -list:\n{stderr}");
+    assert!(list.contains("tests/common/mod.rs"), "{list}");
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub(crate) struct SymFrame {
 pub(crate) struct Resolved {
     /// Id of the mapping containing the address (an id from [`Resolve::mappings`]), 0 if none.
     pub mapping_id: u64,
+    /// The address to write in the profile, in the mapping's address space (the runtime
+    /// address, or the link-time one for a rebased mapping).
+    pub address: u64,
     /// Innermost first (inlined callees, then the function they were inlined into);
     /// empty when nothing is known.
     pub frames: Arc<[SymFrame]>,
@@ -129,7 +132,7 @@ impl<'r> ProfileBuilder<'r> {
         self.profile.locations.push(Location {
             id,
             mapping_id: resolved.mapping_id,
-            address,
+            address: resolved.address,
             lines,
             is_folded: false,
         });
@@ -217,6 +220,7 @@ mod tests {
             };
             Resolved {
                 mapping_id: 1,
+                address,
                 frames: frames.into(),
             }
         }

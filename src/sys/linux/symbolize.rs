@@ -171,11 +171,41 @@ fn read_object_info(path: &Path) -> Option<(String, Vec<Segment>)> {
     Some((build_id, segments))
 }
 
+/// Where a maps entry goes in the profile: (memory_start, memory_limit, file_offset, bias),
+/// where a profile address is the runtime address minus `bias`.
+///
+/// Two adjustments, both keeping the address ↔ file relation exact:
+///
+/// - The kernel maps whole pages, so a segment whose file offset is not page aligned
+///   (`p_offset` 0x521c0, mapped from 0x52000) starts inside its entry; the mapping we
+///   write starts at the segment itself.
+/// - The main executable (`rebase`) is written at its link-time addresses: `go tool pprof`
+///   (Go's own object reader, as in Go 1.19) compares profile addresses directly with the
+///   executable's symbol addresses for `-disasm`, which for a position-independent
+///   executable (Rust's default) only works at link-time addresses. Those are also the
+///   addresses `objdump -d` and `addr2line -e` use. Shared libraries keep their runtime
+///   addresses, so mappings never overlap.
+fn placement(entry: &MapEntry, segments: &[Segment], rebase: bool) -> (u64, u64, u64, u64) {
+    let len = entry.end - entry.start;
+    let segment = segments
+        .iter()
+        .filter(|&&(off, _, _)| off >= entry.offset && off < entry.offset + len)
+        .min_by_key(|&&(off, _, _)| off);
+    match segment {
+        None => (entry.start, entry.end, entry.offset, 0),
+        Some(&(off, _, vaddr)) => {
+            let start = entry.start + (off - entry.offset);
+            let bias = if rebase { start - vaddr } else { 0 };
+            (start - bias, entry.end - bias, off, bias)
+        }
+    }
+}
+
 /// Symbolizes addresses of the current process; caches every object and every address.
 pub(crate) struct Symbolizer {
     entries: Vec<MapEntry>,
-    /// Mapping id of each entry (index-aligned with `entries`).
-    entry_mapping: Vec<u64>,
+    /// Mapping id and address bias of each entry (index-aligned with `entries`).
+    entry_mapping: Vec<(u64, u64)>,
     mappings: Vec<Mapping>,
     objects: HashMap<String, Option<Loaded>>,
     cache: HashMap<u64, Resolved>,
@@ -194,33 +224,32 @@ impl Symbolizer {
     fn from_entries(mut entries: Vec<MapEntry>, exe: &str) -> Symbolizer {
         // pprof treats the first mapping as the main binary: put the executable first.
         entries.sort_by_key(|e| (e.path != exe, e.start));
-        let mut build_ids: HashMap<String, String> = HashMap::new();
+        let mut infos: HashMap<String, Option<(String, Vec<Segment>)>> = HashMap::new();
         let mut mappings = Vec::with_capacity(entries.len());
         let mut entry_mapping = Vec::with_capacity(entries.len());
         for e in &entries {
-            let build_id = build_ids
-                .entry(e.path.clone())
-                .or_insert_with(|| {
-                    if e.path.starts_with('[') {
-                        String::new()
-                    } else {
-                        read_object_info(Path::new(&e.path))
-                            .map(|(id, _)| id)
-                            .unwrap_or_default()
-                    }
-                })
-                .clone();
+            let info = infos.entry(e.path.clone()).or_insert_with(|| {
+                if e.path.starts_with('[') {
+                    None
+                } else {
+                    read_object_info(Path::new(&e.path))
+                }
+            });
+            let (build_id, (memory_start, memory_limit, file_offset, bias)) = match info {
+                Some((id, segments)) => (id.clone(), placement(e, segments, e.path == exe)),
+                None => (String::new(), (e.start, e.end, e.offset, 0)),
+            };
             let id = mappings.len() as u64 + 1;
             mappings.push(Mapping {
                 id,
-                memory_start: e.start,
-                memory_limit: e.end,
-                file_offset: e.offset,
+                memory_start,
+                memory_limit,
+                file_offset,
                 filename: e.path.clone(),
                 build_id,
                 ..Mapping::default()
             });
-            entry_mapping.push(id);
+            entry_mapping.push((id, bias));
         }
         Symbolizer {
             entries,
@@ -271,10 +300,13 @@ impl Resolve for Symbolizer {
             .iter()
             .position(|e| e.start <= address && address < e.end);
         let resolved = match index {
-            None => Resolved::default(),
+            None => Resolved {
+                address,
+                ..Resolved::default()
+            },
             Some(i) => {
                 let entry = self.entries[i].clone();
-                let mapping_id = self.entry_mapping[i];
+                let (mapping_id, bias) = self.entry_mapping[i];
                 let frames = match self.object(&entry.path) {
                     Some(obj) => obj
                         .svma(&entry, address)
@@ -284,6 +316,7 @@ impl Resolve for Symbolizer {
                 };
                 Resolved {
                     mapping_id,
+                    address: address - bias,
                     frames: Arc::from(frames),
                 }
             }
@@ -358,6 +391,13 @@ mod tests {
         assert_eq!(a_function_to_find(), 42);
         let r = s.resolve(addr);
         assert_eq!(r.mapping_id, 1);
+        // The main executable is written at link-time addresses, inside its mapping.
+        assert!(
+            r.address < addr,
+            "rebased: {:#x} vs runtime {addr:#x}",
+            r.address
+        );
+        assert!(main.memory_start <= r.address && r.address < main.memory_limit);
         let f = r.frames.last().expect("a frame");
         assert!(f.name.ends_with("a_function_to_find"), "{f:?}");
         assert!(
@@ -400,7 +440,9 @@ mod throughput {
         let new = t.elapsed();
         // 5000 addresses spread over the executable's code, 100 frames per stack.
         let step = (main.memory_limit - main.memory_start) / 5000;
-        let addrs: Vec<u64> = (0..5000).map(|i| main.memory_start + i * step + 1).collect();
+        let addrs: Vec<u64> = (0..5000)
+            .map(|i| main.memory_start + i * step + 1)
+            .collect();
         let t = Instant::now();
         let mut b = ProfileBuilder::new(&mut s, vec![ValueType::new("samples", "count")]);
         for stack in addrs.chunks(100) {
