@@ -93,7 +93,16 @@ pub(crate) fn activate(
         Output::Dir(dir) => dir.join(kind.file_name()),
         Output::File(file) => file.clone(),
     };
-    let profiler = start()?;
+    let profiler = match start() {
+        Ok(p) => p,
+        Err(e) => {
+            if matches!(options.output, Output::TempDir) {
+                // The fresh directory we just made would stay empty.
+                let _ = std::fs::remove_dir(path.parent().unwrap_or(Path::new("")));
+            }
+            return Err(e);
+        }
+    };
     if options.shutdown_hook {
         if let Err(e) = sys::hook::install() {
             drop(profiler.stop());
@@ -187,6 +196,12 @@ impl Guard {
         }
     }
 }
+
+// A guard may be moved to, and stopped on, another thread.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Guard>();
+};
 
 fn finish(session: &Arc<Session>) -> Result<PathBuf, Error> {
     let result = session.complete(false);

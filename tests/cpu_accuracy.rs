@@ -2,6 +2,8 @@
 //! (getrusage), one busy thread at 100 Hz: Go's own test allows ±10%, and so do we.
 //! Its own file: it measures process-wide CPU time, which other tests would disturb.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::Duration;

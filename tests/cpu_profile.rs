@@ -2,6 +2,8 @@
 //! mappings, and the one-CPU-profiler rule. Tests here start the process-wide CPU profiler,
 //! so they take turns through `SERIAL`.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! with file:line. Needs `go` (Debian's golang-go): skipped with a message without it,
 //! a failure when CI=true.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::path::Path;

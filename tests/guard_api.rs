@@ -2,6 +2,8 @@
 //! many concurrent builds wins, stop/drop write complete files. Tests that start a guard
 //! take turns through `SERIAL` (one guard per process is the rule under test).
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

@@ -3,6 +3,8 @@
 //! signal to the application's own handler after writing the profile. Tests here change
 //! SIGINT/SIGTERM dispositions, so they take turns through `SERIAL`.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::mem::MaybeUninit;

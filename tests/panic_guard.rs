@@ -1,6 +1,8 @@
 //! A panic while a guard is live still leaves a complete, valid profile: the guard is
 //! dropped during unwinding and writes the file.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::time::Duration;

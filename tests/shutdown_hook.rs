@@ -2,6 +2,8 @@
 //! `child_workload` test) profiles with the hook on; SIGTERM or SIGINT must write a valid
 //! profile and end the child as the signal would have (status 143 / 130 in a shell).
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read};

@@ -2,6 +2,8 @@
 //! full disk) is an `Error::Io` naming the path; no partial file appears and the earlier
 //! profile at that path is untouched. Its own file: the limit is process-wide.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

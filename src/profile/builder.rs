@@ -5,6 +5,9 @@
 //! Functions are deduplicated by (name, system name, file), locations by address, and
 //! samples with the same stack and labels are merged by adding their values.
 
+// Only the Linux backend produces raw stacks so far.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
