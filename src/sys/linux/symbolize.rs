@@ -146,6 +146,18 @@ pub(crate) fn demangle(raw: &str) -> String {
     }
 }
 
+/// The separate debug file for a build ID, where the system keeps one
+/// (`/usr/lib/debug/.build-id/ab/cdef….debug`).
+fn debug_file(build_id: &str) -> Option<std::path::PathBuf> {
+    if build_id.len() < 3 {
+        return None;
+    }
+    let path = Path::new("/usr/lib/debug/.build-id")
+        .join(&build_id[..2])
+        .join(format!("{}.debug", &build_id[2..]));
+    path.is_file().then_some(path)
+}
+
 /// Reads the GNU build ID (lower-case hex) and PT_LOAD segments of an object file.
 fn read_object_info(path: &Path) -> Option<(String, Vec<Segment>)> {
     let file = fs::File::open(path).ok()?;
@@ -268,8 +280,13 @@ impl Symbolizer {
                     // [vdso], [vsyscall]: no file to read.
                     return None;
                 }
-                let (_, segments) = read_object_info(Path::new(path))?;
-                let loader = addr2line::Loader::new(path).ok()?;
+                let (build_id, segments) = read_object_info(Path::new(path))?;
+                // Separate debug info (Debian's *-dbg / *-dbgsym packages) has the full
+                // symbol table and DWARF of a stripped library such as libc; it is found
+                // by build ID and uses the same addresses as the object itself.
+                let loader = debug_file(&build_id)
+                    .and_then(|debug| addr2line::Loader::new(debug).ok())
+                    .or_else(|| addr2line::Loader::new(path).ok())?;
                 Some(Loaded { loader, segments })
             })
             .as_ref()
