@@ -7,21 +7,14 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
 use profile::{Error, Profile, ProfileKind};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn guard_profile_shows_the_three_to_one_split() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let guard = profile::start()
         .path(dir.path())
@@ -68,7 +61,7 @@ fn guard_profile_shows_the_three_to_one_split() {
 
 #[test]
 fn locations_have_addresses_mappings_and_lines() {
-    let _s = serial();
+    let _s = common::serial();
     let profiler = profile::runtime::cpu::start(250).unwrap();
     assert_eq!(profiler.frequency(), 250);
     busy_loop(Duration::from_millis(400));
@@ -125,7 +118,7 @@ fn locations_have_addresses_mappings_and_lines() {
 
 #[test]
 fn one_cpu_profiler_at_a_time() {
-    let _s = serial();
+    let _s = common::serial();
     let first = profile::runtime::cpu::start(100).unwrap();
     match profile::runtime::cpu::start(100) {
         Err(Error::AlreadyActive {

@@ -30,12 +30,7 @@ fn pprof(go: &str, args: &[&str], file: &Path) -> (String, String) {
 fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
     let Some(go) = common::go() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let guard = profile::start()
-        .path(dir.path())
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let guard = common::guard_in(dir.path());
     common::three_to_one(Duration::from_millis(1200));
     let file = guard.stop().unwrap();
 

@@ -9,20 +9,10 @@ mod common;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use profile::{Error, Profile, ProfileKind};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn decode(path: &Path) -> Profile {
-    Profile::decode(&fs::read(path).unwrap()).unwrap()
-}
+use profile::{Error, ProfileKind};
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
@@ -133,16 +123,11 @@ fn unwritable_directory_is_an_io_error_with_the_path() {
 
 #[test]
 fn path_is_created_and_drop_writes_the_file() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a/b/profiles");
     {
-        let _guard = profile::start()
-            .path(&out)
-            .quiet()
-            .no_shutdown_hook()
-            .build()
-            .unwrap();
+        let _guard = common::guard_in(&out);
         assert!(out.is_dir(), ".path() creates the directory at build time");
         common::busy_loop(Duration::from_millis(200));
     }
@@ -151,40 +136,30 @@ fn path_is_created_and_drop_writes_the_file() {
         vec![out.join("cpu.pb.gz")],
         "one complete file, no temp files"
     );
-    let p = decode(&out.join("cpu.pb.gz"));
+    let p = common::decode(&out.join("cpu.pb.gz"));
     assert!(p.total("samples") > 0);
 }
 
 #[test]
 fn file_option_writes_exactly_there_and_replaces_an_older_profile() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sub/my-name.prof");
-    let guard = profile::start()
-        .file(&target)
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let guard = common::guard_at(&target);
     assert_eq!(guard.path(), target);
     let first = guard.stop().unwrap();
     assert_eq!(first, target);
     let before = fs::read(&target).unwrap();
-    let guard = profile::start()
-        .file(&target)
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let guard = common::guard_at(&target);
     common::busy_loop(Duration::from_millis(100));
     guard.stop().unwrap();
     assert_ne!(fs::read(&target).unwrap(), before);
-    decode(&target);
+    common::decode(&target);
 }
 
 #[test]
 fn default_output_is_a_kept_temp_dir_named_profile() {
-    let _s = serial();
+    let _s = common::serial();
     let guard = profile::start().quiet().no_shutdown_hook().build().unwrap();
     assert_eq!(guard.kind(), ProfileKind::Cpu);
     let path = guard.stop().unwrap();
@@ -198,13 +173,13 @@ fn default_output_is_a_kept_temp_dir_named_profile() {
     );
     assert!(dir.starts_with(std::env::temp_dir()), "{path:?}");
     assert_eq!(path.file_name().unwrap(), "cpu.pb.gz");
-    decode(&path);
+    common::decode(&path);
     fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn exactly_one_of_many_concurrent_builds_wins() {
-    let _s = serial();
+    let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let threads = 8;
     let barrier = Arc::new(Barrier::new(threads));
@@ -241,13 +216,8 @@ fn exactly_one_of_many_concurrent_builds_wins() {
         "profile: a cpu profile is already running; stop it before starting another"
     );
     let path = winners.pop().unwrap().stop().unwrap();
-    decode(&path);
+    common::decode(&path);
     // After stop a new guard can start.
-    let again = profile::start()
-        .path(dir.path())
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let again = common::guard_in(dir.path());
     again.stop().unwrap();
 }

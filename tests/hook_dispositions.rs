@@ -8,18 +8,11 @@
 mod common;
 
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::libc;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn disposition(signal: Signal) -> libc::sighandler_t {
     let mut old = MaybeUninit::<libc::sigaction>::uninit();
@@ -48,7 +41,7 @@ fn set(signal: Signal, handler: SigHandler) {
 
 #[test]
 fn hook_is_installed_while_running_and_default_restored_after() {
-    let _s = serial();
+    let _s = common::serial();
     set(Signal::SIGTERM, SigHandler::SigDfl);
     set(Signal::SIGINT, SigHandler::SigDfl);
     let dir = tempfile::tempdir().unwrap();
@@ -76,19 +69,14 @@ fn hook_is_installed_while_running_and_default_restored_after() {
     );
 
     // no_shutdown_hook() leaves dispositions alone.
-    let guard = profile::start()
-        .path(dir.path())
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let guard = common::guard_in(dir.path());
     assert_eq!(disposition(Signal::SIGTERM), libc::SIG_DFL);
     guard.stop().unwrap();
 }
 
 #[test]
 fn ignored_signals_stay_ignored() {
-    let _s = serial();
+    let _s = common::serial();
     set(Signal::SIGINT, SigHandler::SigIgn);
     let dir = tempfile::tempdir().unwrap();
     let guard = profile::start().path(dir.path()).quiet().build().unwrap();
@@ -104,7 +92,7 @@ fn ignored_signals_stay_ignored() {
 
 #[test]
 fn handler_installed_during_the_guard_is_not_clobbered() {
-    let _s = serial();
+    let _s = common::serial();
     set(Signal::SIGTERM, SigHandler::SigDfl);
     let dir = tempfile::tempdir().unwrap();
     let guard = profile::start().path(dir.path()).quiet().build().unwrap();
@@ -120,7 +108,7 @@ fn handler_installed_during_the_guard_is_not_clobbered() {
 
 #[test]
 fn app_handler_runs_after_the_profile_is_written() {
-    let _s = serial();
+    let _s = common::serial();
     set(Signal::SIGINT, SigHandler::Handler(app_handler));
     let before = APP_HANDLER_CALLS.load(Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();

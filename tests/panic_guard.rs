@@ -12,12 +12,7 @@ fn panic_while_guard_is_live_writes_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_path_buf();
     let result = std::panic::catch_unwind(move || {
-        let _guard = profile::start()
-            .path(&out)
-            .quiet()
-            .no_shutdown_hook()
-            .build()
-            .unwrap();
+        let _guard = common::guard_in(&out);
         common::busy_loop(Duration::from_millis(300));
         panic!("the workload failed");
     });
@@ -29,11 +24,6 @@ fn panic_while_guard_is_live_writes_a_valid_file() {
         "the work before the panic is in the profile"
     );
     // The slot was released: a new guard can start.
-    let g = profile::start()
-        .path(dir.path())
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let g = common::guard_in(dir.path());
     g.stop().unwrap();
 }

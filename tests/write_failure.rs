@@ -19,12 +19,7 @@ fn failed_write_keeps_the_earlier_profile_and_leaves_no_partial_file() {
     let earlier = b"an earlier profile that must survive".repeat(10);
     fs::write(&target, &earlier).unwrap();
 
-    let guard = profile::start()
-        .file(&target)
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
+    let guard = common::guard_at(&target);
     common::busy_loop(Duration::from_millis(300));
 
     // Writes beyond 64 bytes now fail with EFBIG instead of raising SIGXFSZ.

@@ -90,21 +90,15 @@ impl CpuProfiler {
 
     /// Stops sampling and returns the symbolized profile.
     pub fn stop(mut self) -> Result<Profile, Error> {
-        let sampler = self.sampler.take();
-        let result = match sampler {
+        // Always Some: only `stop` (which takes `self`) and `drop` take it.
+        let result = match self.sampler.take() {
             Some(s) => s.stop(),
-            None => unreachable_stopped(),
+            None => Ok(Profile::default()),
         };
+        // Released only once the sampler's timer and handler are gone.
         IN_USE.store(false, Ordering::Release);
         result
     }
-}
-
-fn unreachable_stopped() -> Result<Profile, Error> {
-    // `stop` takes `self`, so the sampler is always present; keep a real error anyway.
-    Err(Error::Unsupported {
-        what: "stopping a CPU profiler twice",
-    })
 }
 
 impl Drop for CpuProfiler {

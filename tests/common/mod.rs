@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::time::{ClockId, clock_gettime};
@@ -83,4 +85,36 @@ pub fn go() -> Option<&'static str> {
     }
     eprintln!("SKIPPED: `go` not found; install golang-go to run the go tool pprof checks");
     None
+}
+
+/// The usual test guard: quiet, no shutdown hook, writing into `dir`.
+pub fn guard_in(dir: impl Into<PathBuf>) -> profile::Guard {
+    profile::start()
+        .path(dir)
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap()
+}
+
+/// The usual test guard writing exactly `file`.
+pub fn guard_at(file: impl Into<PathBuf>) -> profile::Guard {
+    profile::start()
+        .file(file)
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap()
+}
+
+/// Reads and decodes a profile file.
+pub fn decode(path: &Path) -> profile::Profile {
+    profile::Profile::decode(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Tests in one binary that start the process-wide profiler (or change signal
+/// dispositions) take turns through this lock.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
