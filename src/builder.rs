@@ -59,6 +59,14 @@ pub mod mode {
             }
         }
     }
+
+    /// Heap profiling (`heap.pb.gz`, or `allocs.pb.gz` opening on `alloc_space`), with its
+    /// sampling rate.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Mem {
+        pub(crate) rate: usize,
+        pub(crate) allocs: bool,
+    }
 }
 
 pub(crate) mod sealed {
@@ -98,6 +106,52 @@ impl sealed::ModeImpl for mode::Cpu {
 
     fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
         Ok(Box::new(crate::runtime::cpu::start(self.frequency)?))
+    }
+}
+
+/// A guard's heap profiling: sets the rate at start, restores the previous one at stop.
+struct MemRunning {
+    previous_rate: usize,
+    allocs: bool,
+}
+
+impl sealed::Running for MemRunning {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        let profile = if self.allocs {
+            crate::runtime::heap::allocs_profile()
+        } else {
+            crate::runtime::heap::profile()
+        };
+        crate::heap::sampler::set_rate(self.previous_rate);
+        profile
+    }
+}
+
+impl sealed::ModeImpl for mode::Mem {
+    fn kind(&self) -> ProfileKind {
+        if self.allocs {
+            ProfileKind::Allocs
+        } else {
+            ProfileKind::Heap
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.rate == 0 {
+            return Err(Error::InvalidRate { rate: 0 });
+        }
+        if !crate::runtime::heap::is_installed() {
+            return Err(Error::AllocatorNotInstalled);
+        }
+        Ok(())
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        let previous_rate = crate::runtime::heap::set_rate(self.rate)?;
+        Ok(Box::new(MemRunning {
+            previous_rate,
+            allocs: self.allocs,
+        }))
     }
 }
 
@@ -170,6 +224,43 @@ impl Builder<mode::Unset> {
             options: self.options,
             mode: mode::Cpu::default(),
         }
+    }
+}
+
+impl Builder<mode::Unset> {
+    /// Profile the heap (`heap.pb.gz`): live objects and bytes by allocation stack, plus
+    /// what was allocated. pkg/profile's `MemProfileHeap`. Needs [`crate::Allocator`] as
+    /// the global allocator. Sampling rate: [`rate`](Builder::rate), default 512 KiB.
+    pub fn mem(self) -> Builder<mode::Mem> {
+        Builder {
+            options: self.options,
+            mode: mode::Mem {
+                rate: crate::runtime::heap::DEFAULT_RATE,
+                allocs: false,
+            },
+        }
+    }
+
+    /// Profile allocations (`allocs.pb.gz`): the same data as [`mem`](Builder::mem),
+    /// opening on `alloc_space`. pkg/profile's `MemProfileAllocs`.
+    pub fn allocs(self) -> Builder<mode::Mem> {
+        Builder {
+            options: self.options,
+            mode: mode::Mem {
+                rate: crate::runtime::heap::DEFAULT_RATE,
+                allocs: true,
+            },
+        }
+    }
+}
+
+impl Builder<mode::Mem> {
+    /// Sample on average one allocation per `bytes` allocated (pkg/profile's
+    /// `MemProfileRate`); 1 records every allocation. Default 512 KiB. The previous rate
+    /// is restored when the guard stops. Checked by `build()` (0 is an error).
+    pub fn rate(mut self, bytes: usize) -> Self {
+        self.mode.rate = bytes;
+        self
     }
 }
 

@@ -12,6 +12,10 @@ use std::path::PathBuf;
 pub enum ProfileKind {
     /// CPU time, sampled by a profiling timer. Written as `cpu.pb.gz`.
     Cpu,
+    /// Live heap (in-use objects and bytes, plus allocations), `heap.pb.gz`.
+    Heap,
+    /// Allocations (the heap profile opening on `alloc_space`), `allocs.pb.gz`.
+    Allocs,
 }
 
 impl ProfileKind {
@@ -19,6 +23,8 @@ impl ProfileKind {
     pub fn name(self) -> &'static str {
         match self {
             ProfileKind::Cpu => "cpu",
+            ProfileKind::Heap => "heap",
+            ProfileKind::Allocs => "allocs",
         }
     }
 
@@ -26,6 +32,8 @@ impl ProfileKind {
     pub fn file_name(self) -> &'static str {
         match self {
             ProfileKind::Cpu => "cpu.pb.gz",
+            ProfileKind::Heap => "heap.pb.gz",
+            ProfileKind::Allocs => "allocs.pb.gz",
         }
     }
 }
@@ -58,6 +66,19 @@ pub enum Error {
         /// The largest frequency accepted.
         max: u32,
     },
+
+    /// A heap sampling rate of 0 where a rate is required (1 samples every allocation).
+    #[error("profile: invalid heap sampling rate {rate}: must be at least 1 byte (1 records every allocation)")]
+    InvalidRate {
+        /// The rate that was asked for.
+        rate: usize,
+    },
+
+    /// Heap profiling was asked for, but [`crate::Allocator`] is not the global allocator.
+    #[error(
+        "profile: heap profiling needs profile::Allocator as the global allocator; add this line to your binary:\n    #[global_allocator] static ALLOC: profile::Allocator = profile::Allocator::system();"
+    )]
+    AllocatorNotInstalled,
 
     /// An I/O error on a path: the output directory or file cannot be created or written.
     #[error("profile: {path}: {source}")]

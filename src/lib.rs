@@ -106,14 +106,18 @@
 mod builder;
 mod error;
 mod guard;
+mod heap;
 mod output;
 mod profile;
 pub mod runtime;
 mod sys;
+#[cfg(test)]
+mod test_alloc;
 
 pub use builder::{Builder, mode, start};
 pub use error::{Error, ProfileKind};
 pub use guard::Guard;
+pub use heap::Allocator;
 pub use profile::{
     Function, Label, LabelValue, Line, Location, MAX_DECODED_BYTES, Mapping, Profile, Sample,
     ValueType,

@@ -4,3 +4,4 @@
 //! profiler per process.
 
 pub mod cpu;
+pub mod heap;

@@ -35,3 +35,16 @@ pub(crate) mod hook {
 
     pub(crate) fn remove() {}
 }
+
+/// Heap profiles.
+pub(crate) mod heap {
+    use crate::Error;
+    use crate::heap::sampler::Snapshot;
+    use crate::profile::Profile;
+
+    pub(crate) fn profile(_snap: &Snapshot, _allocs_default: bool) -> Result<Profile, Error> {
+        Err(Error::Unsupported {
+            what: "heap profiling",
+        })
+    }
+}

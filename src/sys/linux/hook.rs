@@ -212,33 +212,7 @@ pub(crate) fn remove() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    /// Counts this thread's allocations, to prove the handler path makes none.
-    struct Counting;
-
-    thread_local! {
-        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    // SAFETY: forwards to System unchanged; the counter is a const-initialized
-    // thread-local without a destructor, so touching it never allocates.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            ALLOCATIONS.with(|c| c.set(c.get() + 1));
-            // SAFETY: same contract as our caller's.
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: same contract as our caller's.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    #[global_allocator]
-    static COUNTING: Counting = Counting;
+    use crate::test_alloc::allocations;
 
     #[test]
     fn signal_handler_path_does_not_allocate_and_wakes_the_pipe() {
@@ -246,10 +220,9 @@ mod tests {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         PIPE_WRITE.store(write.as_raw_fd(), Ordering::SeqCst);
         PENDING[0].store(false, Ordering::SeqCst);
-        // Make the allocation counter's thread-local live before measuring.
-        let before = ALLOCATIONS.with(Cell::get);
+        let before = allocations();
         on_signal(libc::SIGINT);
-        let after = ALLOCATIONS.with(Cell::get);
+        let after = allocations();
         assert_eq!(after - before, 0, "the handler allocated");
         let mut byte = [0u8; 1];
         assert_eq!(nix::unistd::read(&read, &mut byte).unwrap(), 1);
@@ -268,18 +241,9 @@ mod tests {
             nix::unistd::read(&read, &mut byte),
             Err(nix::errno::Errno::EAGAIN)
         );
-        assert_eq!(ALLOCATIONS.with(Cell::get) - after, 0);
+        assert_eq!(allocations() - after, 0);
         PENDING[0].store(false, Ordering::SeqCst);
         PIPE_WRITE.store(-1, Ordering::SeqCst);
         drop(write);
-    }
-
-    #[test]
-    fn counting_allocator_sees_allocations() {
-        // The measurement above means something only if allocations are counted.
-        let before = ALLOCATIONS.with(Cell::get);
-        let v = std::hint::black_box(vec![1u8; 64]);
-        assert!(ALLOCATIONS.with(Cell::get) > before);
-        drop(v);
     }
 }

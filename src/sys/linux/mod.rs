@@ -4,3 +4,4 @@
 pub(crate) mod cpu;
 pub(crate) mod hook;
 pub(crate) mod symbolize;
+pub(crate) mod heap;

@@ -1,0 +1,672 @@
+//! The heap sampler: what the allocator wrapper calls on every allocation and free.
+//!
+//! # Layering rule
+//!
+//! Everything reachable from [`on_alloc`] and [`on_free`] runs inside `GlobalAlloc`. It
+//! must not allocate, must not take a lock that may already be held on this thread, must
+//! not format or log. Concretely:
+//!
+//! - Thread state lives in `const`-initialized thread-locals without destructors, which
+//!   stay usable while a thread starts, exits, or runs TLS destructors.
+//! - A per-thread re-entrancy flag (`IN_PROFILER`) is set before the one lock is taken, so
+//!   neither an allocation made by our own bookkeeping nor one made by a signal handler
+//!   that interrupted us can try to take it again on the same thread: such allocations
+//!   pass through unrecorded.
+//! - The lock is a spin lock (no parking, whose thread data is allocated lazily); it
+//!   guards only short, allocation-free table updates.
+//! - Stacks are captured with `backtrace::trace_unsynchronized` into a fixed array on the
+//!   stack (no allocation, no lock: libgcc's unwinder finds FDEs through
+//!   `_dl_find_object` on glibc ≥ 2.35).
+//! - The tables are allocated once, from an ordinary thread, when sampling is first
+//!   enabled (through the underlying system allocator, with zeroed pages that become
+//!   resident only when touched), and are never freed: their size is fixed and reported.
+//!
+//! # Sampling
+//!
+//! Like Go and tcmalloc: each thread counts down bytes from a number drawn from an
+//! exponential distribution with mean `rate`; the allocation that crosses zero is sampled
+//! and a new countdown is drawn. An allocation of `s` bytes is therefore sampled with
+//! probability `1 - exp(-s / rate)`, which [`scale`] undoes. `rate == 1` samples every
+//! allocation. Samples are aggregated per (stack, size) bucket; a sampled object's address
+//! goes into a live table so that its free is matched and in-use stays right. A bitmap
+//! filter keeps the cost of a free of an unsampled object (nearly all of them) at one
+//! load.
+//!
+//! # Rate changes
+//!
+//! Changing the rate (to 0 = off, or to a different rate) clears the tables: samples taken
+//! at different rates cannot be unbiased together, and frees are not tracked while off.
+
+use std::cell::{Cell, UnsafeCell};
+use std::hint::spin_loop;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Deepest stack recorded (frames beyond are cut off).
+pub(crate) const MAX_DEPTH: usize = 64;
+/// (stack, size) buckets.
+pub(crate) const MAX_BUCKETS: usize = 1 << 14;
+/// Slots in the bucket index (power of two, twice the buckets).
+const BUCKET_INDEX_SLOTS: usize = MAX_BUCKETS * 2;
+/// Slots in the live-object table (power of two); at most half are used.
+const LIVE_SLOTS: usize = 1 << 18;
+/// Live sampled objects tracked at once.
+pub(crate) const MAX_LIVE: usize = LIVE_SLOTS / 2;
+/// Bits in the free filter (power of two).
+const FILTER_BITS: usize = 1 << 19;
+
+/// Nonzero while anything is to be done on the allocation path: sampling is on
+/// (`ENABLED`), or an installation probe runs (multiples of `PROBE`).
+static CONTROL: AtomicUsize = AtomicUsize::new(0);
+const ENABLED: usize = 1;
+const PROBE: usize = 2;
+
+/// The sampling rate in bytes; 0 = off.
+static RATE: AtomicUsize = AtomicUsize::new(0);
+/// Bumped on every rate change, so threads redraw their countdowns.
+static GENERATION: AtomicUsize = AtomicUsize::new(0);
+/// The wrapper has seen an allocation while `CONTROL` was nonzero: it is installed.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Seeds for the per-thread random generators.
+static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+
+/// One bit per filter slot: some live sampled object hashes there.
+static FILTER: [AtomicU64; FILTER_BITS / 64] = [const { AtomicU64::new(0) }; FILTER_BITS / 64];
+
+thread_local! {
+    /// Inside the profiler's own code on this thread: allocations pass through.
+    static IN_PROFILER: Cell<bool> = const { Cell::new(false) };
+    /// Bytes left before the next sample.
+    static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+    /// The GENERATION the countdown was drawn for (0 = never drawn).
+    static DRAWN_FOR: Cell<usize> = const { Cell::new(0) };
+    /// xorshift state (0 = not seeded yet).
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Called by the wrapper after every successful allocation.
+#[inline(always)]
+pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
+    let control = CONTROL.load(Ordering::Relaxed);
+    if control != 0 {
+        on_alloc_slow(ptr, size, control);
+    }
+}
+
+/// Called by the wrapper before every free.
+#[inline(always)]
+pub(crate) fn on_free(ptr: *mut u8) {
+    if CONTROL.load(Ordering::Relaxed) & ENABLED != 0 {
+        let slot = filter_slot(ptr as usize);
+        if FILTER[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0 {
+            on_free_slow(ptr);
+        }
+    }
+}
+
+#[inline(never)]
+fn on_alloc_slow(ptr: *mut u8, size: usize, control: usize) {
+    if control >= PROBE && !INSTALLED.load(Ordering::Relaxed) {
+        INSTALLED.store(true, Ordering::Relaxed);
+    }
+    if control & ENABLED == 0 || IN_PROFILER.get() {
+        return;
+    }
+    let rate = RATE.load(Ordering::Relaxed);
+    let generation = GENERATION.load(Ordering::Relaxed);
+    if rate == 0 {
+        return;
+    }
+    let mut left = COUNTDOWN.get();
+    if DRAWN_FOR.get() != generation {
+        left = draw(rate);
+        DRAWN_FOR.set(generation);
+    }
+    if rate != 1 && (size as u64) < left {
+        COUNTDOWN.set(left - size as u64);
+        return;
+    }
+    COUNTDOWN.set(draw(rate));
+    IN_PROFILER.set(true);
+    let mut stack = [0u64; MAX_DEPTH];
+    let depth = capture(&mut stack);
+    record(ptr as usize, size, &stack[..depth]);
+    IN_PROFILER.set(false);
+}
+
+#[inline(never)]
+fn on_free_slow(ptr: *mut u8) {
+    if IN_PROFILER.get() {
+        return;
+    }
+    IN_PROFILER.set(true);
+    if let Some(t) = TABLES.get() {
+        let _lock = t.lock();
+        // SAFETY: the lock is held.
+        unsafe { &mut *t.inner.get() }.free(ptr as usize);
+    }
+    IN_PROFILER.set(false);
+}
+
+/// A countdown drawn from an exponential distribution with mean `rate`.
+fn draw(rate: usize) -> u64 {
+    if rate <= 1 {
+        return 0;
+    }
+    let mut x = RNG.get();
+    if x == 0 {
+        // splitmix64 of a global counter: distinct, well-mixed seeds per thread.
+        let mut z = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x = (z ^ (z >> 31)) | 1;
+    }
+    // xorshift64*
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    RNG.set(x);
+    let bits = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11; // 53 random bits
+    let u = (bits as f64 + 0.5) / (1u64 << 53) as f64; // in (0, 1)
+    (-u.ln() * rate as f64) as u64
+}
+
+/// Captures the current stack's return addresses, leaf first. Does not allocate.
+#[inline(never)]
+fn capture(stack: &mut [u64; MAX_DEPTH]) -> usize {
+    let mut n = 0;
+    // SAFETY: trace_unsynchronized is unsafe only because it does not take backtrace's
+    // global lock; we never call it concurrently with something that needs that lock to
+    // be held (we do not symbolize here), and the callback does not unwind.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            stack[n] = frame.ip() as u64;
+            n += 1;
+            n < MAX_DEPTH
+        });
+    }
+    n
+}
+
+fn filter_slot(ptr: usize) -> usize {
+    (ptr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (usize::BITS - FILTER_BITS.trailing_zeros())
+}
+
+fn hash_stack(stack: &[u64], size: usize) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ size as u64;
+    for &pc in stack {
+        h = (h ^ pc).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h
+}
+
+/// A (stack, size) bucket. All-zero is a valid empty value.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Bucket {
+    pub hash: u64,
+    pub size: u64,
+    pub depth: u64,
+    pub allocs: u64,
+    pub frees: u64,
+    pub stack: [u64; MAX_DEPTH],
+}
+
+/// A live sampled object. `ptr == 0`: empty slot.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Live {
+    ptr: u64,
+    bucket: u64,
+}
+
+struct Inner {
+    buckets: Box<[Bucket]>,
+    used_buckets: usize,
+    /// Bucket index + 1 per slot, 0 = empty; open addressing on the bucket hash.
+    index: Box<[u32]>,
+    live: Box<[Live]>,
+    live_count: usize,
+    /// Live objects per filter slot (the FILTER bit is set while nonzero).
+    filter_counts: Box<[u16]>,
+    /// Samples not recorded because a table was full.
+    dropped: u64,
+}
+
+/// The tables, made once; everything in `inner` is accessed with `lock` held.
+struct Tables {
+    lock: AtomicBool,
+    inner: UnsafeCell<Inner>,
+}
+
+// SAFETY: `inner` is only accessed while `lock` is held (see `Tables::lock`), which makes
+// the accesses of different threads ordered.
+unsafe impl Sync for Tables {}
+
+static TABLES: OnceLock<Tables> = OnceLock::new();
+
+struct LockGuard<'a>(&'a AtomicBool);
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Tables {
+    /// Takes the lock. Every caller has set `IN_PROFILER` on its thread first, so nothing
+    /// that interrupts it on this thread (a signal handler's allocation) can wait for it.
+    fn lock(&self) -> LockGuard<'_> {
+        debug_assert!(IN_PROFILER.get());
+        let mut spins = 0u32;
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins < 100 {
+                spin_loop();
+            } else {
+                // The holder may have been descheduled: let it run.
+                std::thread::yield_now();
+            }
+        }
+        LockGuard(&self.lock)
+    }
+}
+
+/// A zeroed boxed slice whose pages are touched only when used.
+fn zeroed<T: Copy>(len: usize) -> Box<[T]> {
+    // SAFETY: only instantiated with integer-only types (Bucket, Live, u16, u32), for
+    // which all-zero bytes are a valid value.
+    unsafe { Box::<[T]>::new_zeroed_slice(len).assume_init() }
+}
+
+/// Bytes reserved by the tables (most of it untouched, hence not resident, until used).
+pub(crate) fn reserved_bytes() -> usize {
+    MAX_BUCKETS * size_of::<Bucket>()
+        + BUCKET_INDEX_SLOTS * size_of::<u32>()
+        + LIVE_SLOTS * size_of::<Live>()
+        + FILTER_BITS * size_of::<u16>()
+        + size_of_val(&FILTER)
+}
+
+impl Inner {
+    fn bucket_for(&mut self, stack: &[u64], size: usize) -> Option<usize> {
+        let hash = hash_stack(stack, size);
+        let mask = BUCKET_INDEX_SLOTS - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            match self.index[slot] {
+                0 => break,
+                n => {
+                    let b = &self.buckets[n as usize - 1];
+                    if b.hash == hash
+                        && b.size == size as u64
+                        && b.stack[..b.depth as usize] == *stack
+                    {
+                        return Some(n as usize - 1);
+                    }
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+        if self.used_buckets == MAX_BUCKETS {
+            return None;
+        }
+        let i = self.used_buckets;
+        self.used_buckets += 1;
+        let b = &mut self.buckets[i];
+        b.hash = hash;
+        b.size = size as u64;
+        b.depth = stack.len() as u64;
+        b.stack[..stack.len()].copy_from_slice(stack);
+        self.index[slot] = i as u32 + 1;
+        Some(i)
+    }
+
+    fn record(&mut self, ptr: usize, size: usize, stack: &[u64]) {
+        if self.live_count >= MAX_LIVE {
+            self.dropped += 1;
+            return;
+        }
+        let Some(bucket) = self.bucket_for(stack, size) else {
+            self.dropped += 1;
+            return;
+        };
+        self.buckets[bucket].allocs += 1;
+        let mask = LIVE_SLOTS - 1;
+        let mut slot = live_slot(ptr);
+        while self.live[slot].ptr != 0 {
+            if self.live[slot].ptr == ptr as u64 {
+                // A stale entry for a block freed while untracked; reuse it.
+                self.unlink_filter(ptr);
+                self.live_count -= 1;
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+        self.live[slot] = Live {
+            ptr: ptr as u64,
+            bucket: bucket as u64,
+        };
+        self.live_count += 1;
+        let f = filter_slot(ptr);
+        self.filter_counts[f] += 1;
+        if self.filter_counts[f] == 1 {
+            FILTER[f / 64].fetch_or(1 << (f % 64), Ordering::Relaxed);
+        }
+    }
+
+    fn unlink_filter(&mut self, ptr: usize) {
+        let f = filter_slot(ptr);
+        self.filter_counts[f] -= 1;
+        if self.filter_counts[f] == 0 {
+            FILTER[f / 64].fetch_and(!(1 << (f % 64)), Ordering::Relaxed);
+        }
+    }
+
+    fn free(&mut self, ptr: usize) {
+        let mask = LIVE_SLOTS - 1;
+        let mut slot = live_slot(ptr);
+        loop {
+            let e = self.live[slot];
+            if e.ptr == 0 {
+                return; // not sampled: a filter false positive
+            }
+            if e.ptr == ptr as u64 {
+                self.buckets[e.bucket as usize].frees += 1;
+                self.unlink_filter(ptr);
+                self.live_count -= 1;
+                self.remove_slot(slot);
+                return;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Linear-probing deletion by backward shift: no tombstones, probes stay short.
+    fn remove_slot(&mut self, mut hole: usize) {
+        let mask = LIVE_SLOTS - 1;
+        let mut next = (hole + 1) & mask;
+        loop {
+            let e = self.live[next];
+            if e.ptr == 0 {
+                break;
+            }
+            let home = live_slot(e.ptr as usize);
+            // Move `e` into the hole if its home is not in (hole, next].
+            let in_range = if hole <= next {
+                home > hole && home <= next
+            } else {
+                home > hole || home <= next
+            };
+            if !in_range {
+                self.live[hole] = e;
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.live[hole] = Live { ptr: 0, bucket: 0 };
+    }
+
+    /// Empties the tables, writing only what was used (untouched pages stay
+    /// non-resident).
+    fn clear(&mut self) {
+        if self.used_buckets > 0 {
+            self.buckets[..self.used_buckets].fill(Bucket::EMPTY);
+            self.index.fill(0);
+            self.used_buckets = 0;
+        }
+        // Backward-shift deletion leaves no residue: with no live entry, both are zero.
+        if self.live_count > 0 {
+            self.live.fill(Live { ptr: 0, bucket: 0 });
+            self.filter_counts.fill(0);
+            self.live_count = 0;
+        }
+        for word in &FILTER {
+            word.store(0, Ordering::Relaxed);
+        }
+        self.dropped = 0;
+    }
+}
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        hash: 0,
+        size: 0,
+        depth: 0,
+        allocs: 0,
+        frees: 0,
+        stack: [0; MAX_DEPTH],
+    };
+}
+
+fn live_slot(ptr: usize) -> usize {
+    ((ptr as u64).wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32) as usize & (LIVE_SLOTS - 1)
+}
+
+fn record(ptr: usize, size: usize, stack: &[u64]) {
+    if let Some(t) = TABLES.get() {
+        let _lock = t.lock();
+        // SAFETY: the lock is held.
+        unsafe { &mut *t.inner.get() }.record(ptr, size, stack);
+    }
+}
+
+/// Runs `f` with this thread's allocations passing through unrecorded (the profiler's
+/// own work on an ordinary thread: making tables, copying a snapshot).
+fn unrecorded<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_PROFILER.replace(true);
+    let r = f();
+    IN_PROFILER.set(was);
+    r
+}
+
+/// Whether the wrapper is the global allocator: probes with one allocation.
+pub(crate) fn installed() -> bool {
+    if INSTALLED.load(Ordering::Relaxed) {
+        return true;
+    }
+    CONTROL.fetch_add(PROBE, Ordering::SeqCst);
+    let probe = std::hint::black_box(Box::new(0u64));
+    drop(probe);
+    CONTROL.fetch_sub(PROBE, Ordering::SeqCst);
+    INSTALLED.load(Ordering::Relaxed)
+}
+
+/// The current rate (0 = off).
+pub(crate) fn rate() -> usize {
+    RATE.load(Ordering::Relaxed)
+}
+
+/// Sets the rate; returns the previous one. The caller has checked `installed()` for a
+/// nonzero rate. A change clears the tables (see the module docs).
+pub(crate) fn set_rate(rate: usize) -> usize {
+    static SETTING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _one_at_a_time = SETTING.lock();
+    let previous = RATE.load(Ordering::Relaxed);
+    if previous == rate {
+        return previous;
+    }
+    let tables = unrecorded(|| {
+        TABLES.get_or_init(|| Tables {
+            lock: AtomicBool::new(false),
+            inner: UnsafeCell::new(Inner {
+                buckets: zeroed(MAX_BUCKETS),
+                used_buckets: 0,
+                index: zeroed(BUCKET_INDEX_SLOTS),
+                live: zeroed(LIVE_SLOTS),
+                live_count: 0,
+                filter_counts: zeroed(FILTER_BITS),
+                dropped: 0,
+            }),
+        })
+    });
+    // Stop sampling, clear, then start again at the new rate.
+    CONTROL.fetch_and(!ENABLED, Ordering::SeqCst);
+    RATE.store(rate, Ordering::SeqCst);
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    unrecorded(|| {
+        let _lock = tables.lock();
+        // SAFETY: the lock is held.
+        unsafe { &mut *tables.inner.get() }.clear();
+    });
+    if rate != 0 {
+        CONTROL.fetch_or(ENABLED, Ordering::SeqCst);
+    }
+    previous
+}
+
+/// (live samples, buckets used, dropped samples, tables allocated).
+pub(crate) fn stats() -> (usize, usize, u64, bool) {
+    let Some(t) = TABLES.get() else {
+        return (0, 0, 0, false);
+    };
+    unrecorded(|| {
+        let _lock = t.lock();
+        // SAFETY: the lock is held.
+        let inner = unsafe { &*t.inner.get() };
+        (inner.live_count, inner.used_buckets, inner.dropped, true)
+    })
+}
+
+/// A copy of the tables' contents.
+pub(crate) struct Snapshot {
+    pub rate: usize,
+    pub buckets: Vec<Bucket>,
+    pub dropped: u64,
+}
+
+/// Copies the buckets (with this thread's allocations unrecorded while the lock is held).
+pub(crate) fn snapshot() -> Snapshot {
+    let rate = rate();
+    let Some(t) = TABLES.get() else {
+        return Snapshot {
+            rate,
+            buckets: Vec::new(),
+            dropped: 0,
+        };
+    };
+    unrecorded(|| {
+        let _lock = t.lock();
+        // SAFETY: the lock is held.
+        let inner = unsafe { &*t.inner.get() };
+        Snapshot {
+            rate,
+            buckets: inner.buckets[..inner.used_buckets].to_vec(),
+            dropped: inner.dropped,
+        }
+    })
+}
+
+/// Go's `scaleHeapSample`: the unbiased (count, bytes) of `count` sampled objects totalling
+/// `bytes`, each sampled with probability `1 - exp(-avg / rate)`.
+pub(crate) fn scale(count: u64, bytes: u64, rate: usize) -> (i64, i64) {
+    if count == 0 || bytes == 0 {
+        return (0, 0);
+    }
+    if rate <= 1 {
+        return (count as i64, bytes as i64);
+    }
+    let avg = bytes as f64 / count as f64;
+    let scale = 1.0 / (1.0 - (-avg / rate as f64).exp());
+    ((count as f64 * scale) as i64, (bytes as f64 * scale) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_matches_go() {
+        // rate 512 KiB, 4 KiB objects: p = 1 - exp(-1/128).
+        let (n, b) = scale(32, 32 * 4096, 512 * 1024);
+        let p = 1.0 - (-4096.0f64 / (512.0 * 1024.0)).exp();
+        assert_eq!(n, (32.0 / p) as i64);
+        assert_eq!(b, (32.0 * 4096.0 / p) as i64);
+        assert_eq!(scale(0, 0, 512 * 1024), (0, 0));
+        assert_eq!(scale(5, 0, 512 * 1024), (0, 0));
+        assert_eq!(scale(7, 700, 1), (7, 700), "rate 1 is not scaled");
+        // Objects far larger than the rate are always sampled: scale ~1.
+        assert_eq!(scale(3, 3 << 30, 512 * 1024), (3, 3 << 30));
+    }
+
+    #[test]
+    fn draws_have_the_requested_mean() {
+        let rate = 512 * 1024;
+        let n = 200_000;
+        let sum: f64 = (0..n).map(|_| draw(rate) as f64).sum();
+        let mean = sum / n as f64;
+        // Standard error of the mean: rate / sqrt(n) ≈ 0.22% of rate.
+        assert!((mean / rate as f64 - 1.0).abs() < 0.01, "mean {mean}");
+        assert_eq!(draw(1), 0);
+    }
+
+    #[test]
+    fn sampling_path_does_not_allocate() {
+        // The unit tests' global allocator is the counting one, not the wrapper, so only
+        // the calls below reach the sampler. Rate 1: every allocation is sampled, so the
+        // whole path runs (countdown, stack capture, lock, tables).
+        let previous = set_rate(1);
+        let fake = 0x7000_0000_1230usize as *mut u8;
+        let before = crate::test_alloc::allocations();
+        on_alloc(fake, 48);
+        on_free(fake);
+        on_alloc(fake, 48);
+        let after = crate::test_alloc::allocations();
+        assert_eq!(after - before, 0, "the sampling path allocated");
+        let snap = snapshot();
+        // Two call sites: two stacks, two buckets of size 48.
+        let ours: Vec<&Bucket> = snap.buckets.iter().filter(|b| b.size == 48).collect();
+        assert_eq!(ours.len(), 2, "the samples were recorded");
+        let allocs: u64 = ours.iter().map(|b| b.allocs).sum();
+        let frees: u64 = ours.iter().map(|b| b.frees).sum();
+        assert_eq!((allocs, frees), (2, 1));
+        assert!(ours.iter().all(|b| b.depth > 3), "stacks were captured");
+        on_free(fake);
+        set_rate(previous);
+    }
+
+    #[test]
+    fn live_table_insert_free_and_backward_shift() {
+        let mut inner = Inner {
+            buckets: zeroed(MAX_BUCKETS),
+            used_buckets: 0,
+            index: zeroed(BUCKET_INDEX_SLOTS),
+            live: zeroed(LIVE_SLOTS),
+            live_count: 0,
+            filter_counts: zeroed(FILTER_BITS),
+            dropped: 0,
+        };
+        let stack = [0x1000, 0x2000];
+        // Many pointers, some colliding in the live table, then free every other one.
+        let ptrs: Vec<usize> = (1..=5000).map(|i| i * 16).collect();
+        for &p in &ptrs {
+            inner.record(p, 16, &stack);
+        }
+        assert_eq!(inner.used_buckets, 1, "one (stack, size) bucket");
+        assert_eq!(inner.buckets[0].allocs, 5000);
+        for &p in ptrs.iter().step_by(2) {
+            inner.free(p);
+        }
+        assert_eq!(inner.buckets[0].frees, 2500);
+        assert_eq!(inner.live_count, 2500);
+        // Every remaining pointer is still found after the shifts.
+        for &p in ptrs.iter().skip(1).step_by(2) {
+            inner.free(p);
+        }
+        assert_eq!(inner.buckets[0].frees, 5000);
+        assert_eq!(inner.live_count, 0);
+        assert!(inner.live.iter().all(|l| l.ptr == 0));
+        assert!(inner.filter_counts.iter().all(|&c| c == 0));
+        // Freeing an unknown pointer changes nothing.
+        inner.free(12345);
+        assert_eq!(inner.buckets[0].frees, 5000);
+        // A different size from the same stack is another bucket.
+        inner.record(0x99990, 32, &stack);
+        assert_eq!(inner.used_buckets, 2);
+    }
+}

@@ -1,0 +1,115 @@
+//! Heap profiles from the sampler's buckets: symbolize, trim the allocator's own frames,
+//! unbias with Go's formula.
+
+use crate::heap::sampler::{self, Snapshot};
+use crate::profile::builder::ProfileBuilder;
+use crate::profile::{Label, LabelValue, Profile, ValueType};
+
+use super::symbolize::Symbolizer;
+
+/// Frames of the allocation machinery, trimmed from the top (leaf end) of heap stacks:
+/// the stack capture itself, this crate's wrapper and sampler, std's allocation shims.
+pub(crate) fn is_allocator_internal(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "backtrace::",
+        "_Unwind_",
+        "profile::heap::",
+        "<profile::heap::",
+        "__rust_alloc",
+        "__rust_realloc",
+        "__rust_dealloc",
+        "__rust_no_alloc_shim_is_unstable",
+        "__rdl_",
+        "__rg_",
+        "alloc::alloc::",
+        "<alloc::alloc::Global",
+        "core::alloc::global::",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Builds the heap profile (`allocs_default`: the allocs file, which opens on alloc_space).
+pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, crate::Error> {
+    let mut symbolizer = Symbolizer::new();
+    let mut stacks = Vec::with_capacity(snap.buckets.len());
+    for b in &snap.buckets {
+        let stack = &b.stack[..b.depth as usize];
+        // Drop leading frames whose every line is allocator-internal.
+        let start = stack
+            .iter()
+            .position(|&pc| {
+                let names = symbolizer.names(pc.saturating_sub(1));
+                names.is_empty() || !names.iter().all(|n| is_allocator_internal(n))
+            })
+            .unwrap_or(stack.len().saturating_sub(1));
+        let (alloc_n, alloc_b) = sampler::scale(b.allocs, b.allocs * b.size, snap.rate);
+        let live = b.allocs.saturating_sub(b.frees);
+        let (inuse_n, inuse_b) = sampler::scale(live, live * b.size, snap.rate);
+        stacks.push((
+            stack[start..].to_vec(),
+            [alloc_n, alloc_b, inuse_n, inuse_b],
+            b.size as i64,
+        ));
+    }
+    let mut b = ProfileBuilder::new(
+        &mut symbolizer,
+        vec![
+            ValueType::new("alloc_objects", "count"),
+            ValueType::new("alloc_space", "bytes"),
+            ValueType::new("inuse_objects", "count"),
+            ValueType::new("inuse_space", "bytes"),
+        ],
+    );
+    for (stack, values, size) in &stacks {
+        let labels = vec![Label {
+            key: "bytes".into(),
+            value: LabelValue::Num {
+                value: *size,
+                unit: String::new(),
+            },
+        }];
+        b.add(stack, false, values, labels);
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("space", "bytes"));
+    header.period = snap.rate as i64;
+    header.time_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    if allocs_default {
+        header.default_sample_type = Some("alloc_space".into());
+    }
+    if snap.dropped > 0 {
+        header.comments.push(format!(
+            "{} samples dropped: the heap profiler's tables were full ({} live sampled objects, {} stacks at most)",
+            snap.dropped,
+            sampler::MAX_LIVE,
+            sampler::MAX_BUCKETS
+        ));
+    }
+    let mut profile = b.finish();
+    strip_internal_inline_lines(&mut profile);
+    Ok(profile)
+}
+
+/// A leaf location of user code can still hold inlined allocator frames (e.g.
+/// `alloc::alloc::alloc` inlined into `Box::new` inlined into the caller): drop those
+/// innermost lines, keeping at least one.
+fn strip_internal_inline_lines(p: &mut Profile) {
+    let names: std::collections::HashMap<u64, String> =
+        p.functions.iter().map(|f| (f.id, f.name.clone())).collect();
+    let leaves: std::collections::HashSet<u64> = p
+        .samples
+        .iter()
+        .filter_map(|s| s.location_ids.first().copied())
+        .collect();
+    for loc in p.locations.iter_mut().filter(|l| leaves.contains(&l.id)) {
+        let internal = loc
+            .lines
+            .iter()
+            .take_while(|l| names.get(&l.function_id).is_some_and(|n| is_allocator_internal(n)))
+            .count();
+        let drop = internal.min(loc.lines.len().saturating_sub(1));
+        loc.lines.drain(..drop);
+    }
+}
