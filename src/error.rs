@@ -68,7 +68,9 @@ pub enum Error {
     },
 
     /// A heap sampling rate of 0 where a rate is required (1 samples every allocation).
-    #[error("profile: invalid heap sampling rate {rate}: must be at least 1 byte (1 records every allocation)")]
+    #[error(
+        "profile: invalid heap sampling rate {rate}: must be at least 1 byte (1 records every allocation)"
+    )]
     InvalidRate {
         /// The rate that was asked for.
         rate: usize,

@@ -221,3 +221,35 @@ fn exactly_one_of_many_concurrent_builds_wins() {
     let again = common::guard_in(dir.path());
     again.stop().unwrap();
 }
+
+#[test]
+fn heap_modes_without_the_wrapper_say_which_line_to_add() {
+    // This test binary does not install profile::Allocator.
+    assert!(!profile::runtime::heap::is_installed());
+    for builder in [profile::start().mem(), profile::start().allocs()] {
+        let err = builder.quiet().build().unwrap_err();
+        assert!(matches!(err, Error::AllocatorNotInstalled), "{err:?}");
+        assert!(
+            err.to_string().contains(
+                "#[global_allocator] static ALLOC: profile::Allocator = profile::Allocator::system();"
+            ),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        profile::runtime::heap::set_rate(4096),
+        Err(Error::AllocatorNotInstalled)
+    ));
+    // Turning sampling off needs no wrapper.
+    assert_eq!(profile::runtime::heap::set_rate(0).unwrap(), 0);
+}
+
+#[test]
+fn zero_heap_rate_is_rejected() {
+    let err = profile::start().mem().rate(0).build().unwrap_err();
+    assert!(matches!(err, Error::InvalidRate { rate: 0 }), "{err:?}");
+    assert!(
+        err.to_string().contains("1 records every allocation"),
+        "{err}"
+    );
+}

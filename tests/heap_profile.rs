@@ -63,10 +63,19 @@ fn inuse_and_alloc_estimates_are_within_ten_percent() {
     leak_large(&mut large);
 
     let p = heap::profile().unwrap();
-    let types: Vec<_> = p.sample_types.iter().map(|t| format!("{}/{}", t.ty, t.unit)).collect();
+    let types: Vec<_> = p
+        .sample_types
+        .iter()
+        .map(|t| format!("{}/{}", t.ty, t.unit))
+        .collect();
     assert_eq!(
         types,
-        ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"]
+        [
+            "alloc_objects/count",
+            "alloc_space/bytes",
+            "inuse_objects/count",
+            "inuse_space/bytes"
+        ]
     );
     assert_eq!(p.period, 4096);
     assert_eq!(p.default_sample_type, None);
@@ -74,21 +83,39 @@ fn inuse_and_alloc_estimates_are_within_ten_percent() {
     let large_truth = LARGE_COUNT * LARGE;
     let small_inuse = value_in(&p, "inuse_space", "leak_small");
     let large_inuse = value_in(&p, "inuse_space", "leak_large");
-    println!("leak_small inuse {small_inuse} (truth {small_truth}), leak_large inuse {large_inuse} (truth {large_truth})");
-    assert!(within(small_inuse, small_truth, 0.10), "leak_small: {small_inuse} vs {small_truth}");
-    assert!(within(large_inuse, large_truth, 0.10), "leak_large: {large_inuse} vs {large_truth}");
+    println!(
+        "leak_small inuse {small_inuse} (truth {small_truth}), leak_large inuse {large_inuse} (truth {large_truth})"
+    );
+    assert!(
+        within(small_inuse, small_truth, 0.10),
+        "leak_small: {small_inuse} vs {small_truth}"
+    );
+    assert!(
+        within(large_inuse, large_truth, 0.10),
+        "leak_large: {large_inuse} vs {large_truth}"
+    );
     let small_alloc = value_in(&p, "alloc_space", "leak_small");
     let large_alloc = value_in(&p, "alloc_space", "leak_large");
-    assert!(within(small_alloc + large_alloc, small_truth + large_truth, 0.10));
-    assert!(within(value_in(&p, "inuse_objects", "leak_small"), SMALL_COUNT, 0.10));
+    assert!(within(
+        small_alloc + large_alloc,
+        small_truth + large_truth,
+        0.10
+    ));
+    assert!(within(
+        value_in(&p, "inuse_objects", "leak_small"),
+        SMALL_COUNT,
+        0.10
+    ));
 
     // Every sample carries the object size, and the allocator's frames are trimmed.
     for s in &p.samples {
         assert!(s.labels.iter().any(|l| l.key == "bytes"), "{s:?}");
         let leaf = p.stack_names(s).first().copied().unwrap_or("");
         assert!(
-            !leaf.starts_with("profile::heap") && !leaf.starts_with("<profile::heap")
-                && !leaf.starts_with("backtrace::") && !leaf.starts_with("__rust_")
+            !leaf.starts_with("profile::heap")
+                && !leaf.starts_with("<profile::heap")
+                && !leaf.starts_with("backtrace::")
+                && !leaf.starts_with("__rust_")
                 && !leaf.starts_with("alloc::alloc::"),
             "allocator frame left at the top: {leaf}"
         );
@@ -104,13 +131,20 @@ fn inuse_and_alloc_estimates_are_within_ten_percent() {
         small_truth / 2
     );
     assert_eq!(value_in(&q, "alloc_space", "leak_small"), small_alloc);
-    assert!(within(value_in(&q, "inuse_space", "leak_large"), large_truth, 0.10));
+    assert!(within(
+        value_in(&q, "inuse_space", "leak_large"),
+        large_truth,
+        0.10
+    ));
 
     drop((small, large));
     let stats = heap::stats();
     assert_eq!(stats.rate, 4096);
     assert_eq!(stats.dropped_samples, 0);
-    assert!(stats.reserved_bytes > 0 && stats.reserved_bytes < 64 << 20, "{stats:?}");
+    assert!(
+        stats.reserved_bytes > 0 && stats.reserved_bytes < 64 << 20,
+        "{stats:?}"
+    );
     heap::set_rate(previous).unwrap();
 }
 
@@ -136,7 +170,11 @@ fn guard_modes_write_heap_and_allocs_files_and_restore_the_rate() {
     assert_eq!(heap::rate(), 0, "previous rate restored");
     let p = common::decode(&path);
     assert_eq!(p.period, 8192);
-    assert!(within(value_in(&p, "inuse_space", "leak_large"), LARGE_COUNT * LARGE, 0.10));
+    assert!(within(
+        value_in(&p, "inuse_space", "leak_large"),
+        LARGE_COUNT * LARGE,
+        0.10
+    ));
 
     // allocs: same data, opens on alloc_space; a runtime rate set before is restored.
     heap::set_rate(1 << 20).unwrap();
@@ -167,11 +205,23 @@ fn go_tool_pprof_reads_heap_and_allocs_profiles() {
     heap::set_rate(0).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut keep = Vec::new();
-    let guard = profile::start().path(dir.path()).mem().quiet().no_shutdown_hook().build().unwrap();
+    let guard = profile::start()
+        .path(dir.path())
+        .mem()
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     leak_small(&mut keep);
     leak_large(&mut keep);
     let heap_file = guard.stop().unwrap();
-    let guard = profile::start().path(dir.path()).allocs().quiet().no_shutdown_hook().build().unwrap();
+    let guard = profile::start()
+        .path(dir.path())
+        .allocs()
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
     leak_large(&mut keep);
     let allocs_file = guard.stop().unwrap();
     drop(keep);
@@ -184,12 +234,18 @@ fn go_tool_pprof_reads_heap_and_allocs_profiles() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success() && stderr.trim().is_empty(), "{args:?}: {stderr}");
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "{args:?}: {stderr}"
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let top = run(&["-sample_index=inuse_space", "-top"], &heap_file);
     assert!(top.contains("Type: inuse_space"), "{top}");
-    assert!(top.contains("leak_small") && top.contains("leak_large"), "{top}");
+    assert!(
+        top.contains("leak_small") && top.contains("leak_large"),
+        "{top}"
+    );
     let top = run(&["-sample_index=alloc_space", "-top"], &allocs_file);
     assert!(top.contains("Type: alloc_space"), "{top}");
     assert!(top.contains("leak_large"), "{top}");
@@ -199,5 +255,8 @@ fn go_tool_pprof_reads_heap_and_allocs_profiles() {
     let raw = run(&["-raw"], &heap_file);
     assert!(raw.contains("PeriodType: space bytes"), "{raw}");
     // Object sizes as numeric labels, as Go writes them.
-    assert!(raw.contains("bytes:[4096]") && raw.contains("bytes:[98304]"), "{raw}");
+    assert!(
+        raw.contains("bytes:[4096]") && raw.contains("bytes:[98304]"),
+        "{raw}"
+    );
 }

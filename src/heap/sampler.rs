@@ -180,7 +180,11 @@ fn capture(stack: &mut [u64; MAX_DEPTH]) -> usize {
     // be held (we do not symbolize here), and the callback does not unwind.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
-            stack[n] = frame.ip() as u64;
+            let ip = frame.ip() as u64;
+            if ip == 0 {
+                return false; // past the outermost frame
+            }
+            stack[n] = ip;
             n += 1;
             n < MAX_DEPTH
         });
@@ -189,7 +193,8 @@ fn capture(stack: &mut [u64; MAX_DEPTH]) -> usize {
 }
 
 fn filter_slot(ptr: usize) -> usize {
-    (ptr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (usize::BITS - FILTER_BITS.trailing_zeros())
+    (ptr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
+        >> (usize::BITS - FILTER_BITS.trailing_zeros())
 }
 
 fn hash_stack(stack: &[u64], size: usize) -> u64 {

@@ -7,25 +7,36 @@ use crate::profile::{Label, LabelValue, Profile, ValueType};
 
 use super::symbolize::Symbolizer;
 
-/// Frames of the allocation machinery, trimmed from the top (leaf end) of heap stacks:
-/// the stack capture itself, this crate's wrapper and sampler, std's allocation shims.
+/// Frames of the allocation machinery, trimmed from the top (leaf end) of heap stacks so
+/// that a stack starts at the code that asked for memory, as Go's heap profiles start
+/// above `mallocgc`/`makeslice`: the stack capture, this crate's wrapper and sampler,
+/// std's allocation shims, and std's containers (`alloc::*`: Box, Vec, String, RawVec,
+/// collections; `hashbrown` and `std::collections`, behind HashMap/HashSet).
 pub(crate) fn is_allocator_internal(name: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "backtrace::",
         "_Unwind_",
         "profile::heap::",
         "<profile::heap::",
+        "__rustc::",
         "__rust_alloc",
         "__rust_realloc",
         "__rust_dealloc",
         "__rust_no_alloc_shim_is_unstable",
         "__rdl_",
         "__rg_",
-        "alloc::alloc::",
-        "<alloc::alloc::Global",
-        "core::alloc::global::",
+        "alloc::",
+        "<alloc::",
+        "core::alloc::",
+        "<core::alloc::",
+        "hashbrown::",
+        "<hashbrown::",
+        "std::collections::",
+        "<std::collections::",
     ];
+    // Trait impls for other types live in `alloc` too: `<u8 as alloc::vec::…>::from_elem`.
     PREFIXES.iter().any(|p| name.starts_with(p))
+        || (name.starts_with('<') && name.contains(" as alloc::"))
 }
 
 /// Builds the heap profile (`allocs_default`: the allocs file, which opens on alloc_space).
@@ -107,7 +118,11 @@ fn strip_internal_inline_lines(p: &mut Profile) {
         let internal = loc
             .lines
             .iter()
-            .take_while(|l| names.get(&l.function_id).is_some_and(|n| is_allocator_internal(n)))
+            .take_while(|l| {
+                names
+                    .get(&l.function_id)
+                    .is_some_and(|n| is_allocator_internal(n))
+            })
             .count();
         let drop = internal.min(loc.lines.len().saturating_sub(1));
         loc.lines.drain(..drop);

@@ -2,6 +2,6 @@
 //! shutdown hook on SIGINT/SIGTERM.
 
 pub(crate) mod cpu;
+pub(crate) mod heap;
 pub(crate) mod hook;
 pub(crate) mod symbolize;
-pub(crate) mod heap;
