@@ -103,11 +103,11 @@ pub(crate) fn activate(
             return Err(e);
         }
     };
-    if options.shutdown_hook {
-        if let Err(e) = sys::hook::install() {
-            drop(profiler.stop());
-            return Err(e);
-        }
+    if options.shutdown_hook
+        && let Err(e) = sys::hook::install()
+    {
+        drop(profiler.stop());
+        return Err(e);
     }
     let session = Arc::new(Session {
         kind,

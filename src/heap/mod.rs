@@ -11,6 +11,8 @@
 //! see [`crate::runtime::heap`] and `docs/performance.md`.
 
 pub(crate) mod sampler;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod unwind;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

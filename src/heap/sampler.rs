@@ -36,6 +36,10 @@
 //!
 //! Changing the rate (to 0 = off, or to a different rate) clears the tables: samples taken
 //! at different rates cannot be unbiased together, and frees are not tracked while off.
+//! The fast path is one thread-local decrement, so a thread notices a rate change only on
+//! the slow path; it takes that path at least once per `CHECK_EVERY` (1 MiB) allocated,
+//! and then draws a fresh countdown at the new rate (the exponential is memoryless, so
+//! starting afresh biases nothing). At most 1 MiB per thread goes unsampled after a change.
 
 use std::cell::{Cell, UnsafeCell};
 use std::hint::spin_loop;
@@ -52,8 +56,10 @@ const BUCKET_INDEX_SLOTS: usize = MAX_BUCKETS * 2;
 const LIVE_SLOTS: usize = 1 << 18;
 /// Live sampled objects tracked at once.
 pub(crate) const MAX_LIVE: usize = LIVE_SLOTS / 2;
-/// Bits in the free filter (power of two).
-const FILTER_BITS: usize = 1 << 19;
+/// Bits in the free filter (power of two): 8 KiB, small enough to stay in L1 beside the
+/// program's own data. False positives (a free that must look in the table although the
+/// block was not sampled) happen with probability live samples / FILTER_BITS.
+const FILTER_BITS: usize = 1 << 16;
 
 /// Nonzero while anything is to be done on the allocation path: sampling is on
 /// (`ENABLED`), or an installation probe runs (multiples of `PROBE`).
@@ -76,24 +82,46 @@ static FILTER: [AtomicU64; FILTER_BITS / 64] = [const { AtomicU64::new(0) }; FIL
 thread_local! {
     /// Inside the profiler's own code on this thread: allocations pass through.
     static IN_PROFILER: Cell<bool> = const { Cell::new(false) };
-    /// Bytes left before the next sample.
+    /// Bytes left before this thread next looks at the slow path (at most `CHECK_EVERY`).
     static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+    /// Bytes of the drawn countdown beyond `COUNTDOWN`.
+    static REMAINDER: Cell<u64> = const { Cell::new(0) };
     /// The GENERATION the countdown was drawn for (0 = never drawn).
     static DRAWN_FOR: Cell<usize> = const { Cell::new(0) };
     /// xorshift state (0 = not seeded yet).
     static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
+/// A thread takes the slow path at least once per this many bytes allocated, so that a
+/// rate change reaches it soon even if its countdown was drawn for a huge rate.
+const CHECK_EVERY: u64 = 1 << 20;
+
+/// Sets this thread's countdown to `left` bytes, in pieces of at most `CHECK_EVERY`.
+fn set_countdown(left: u64) {
+    let now = left.min(CHECK_EVERY);
+    COUNTDOWN.set(now);
+    REMAINDER.set(left - now);
+}
+
 /// Called by the wrapper after every successful allocation.
+///
+/// Off: one relaxed load. On: that load plus this thread's countdown (a thread-local
+/// decrement); only an allocation that reaches the end of the countdown (or a probe, or a
+/// thread's first allocation after sampling starts) takes the slow path.
 #[inline(always)]
 pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
-    let control = CONTROL.load(Ordering::Relaxed);
-    if control != 0 {
-        on_alloc_slow(ptr, size, control);
+    if CONTROL.load(Ordering::Relaxed) != 0 {
+        let left = COUNTDOWN.get();
+        if (size as u64) < left {
+            COUNTDOWN.set(left - size as u64);
+        } else {
+            on_alloc_slow(ptr, size);
+        }
     }
 }
 
-/// Called by the wrapper before every free.
+/// Called by the wrapper before every free: with sampling on, one load of a bit in an
+/// L1-sized filter; only a possibly-sampled address takes the lock.
 #[inline(always)]
 pub(crate) fn on_free(ptr: *mut u8) {
     if CONTROL.load(Ordering::Relaxed) & ENABLED != 0 {
@@ -104,33 +132,35 @@ pub(crate) fn on_free(ptr: *mut u8) {
     }
 }
 
+/// The countdown ran out (or was never drawn): sample this allocation, or (re)start the
+/// countdown if it was drawn for an older rate.
 #[inline(never)]
-fn on_alloc_slow(ptr: *mut u8, size: usize, control: usize) {
+fn on_alloc_slow(ptr: *mut u8, size: usize) {
+    let control = CONTROL.load(Ordering::Relaxed);
     if control >= PROBE && !INSTALLED.load(Ordering::Relaxed) {
         INSTALLED.store(true, Ordering::Relaxed);
     }
-    if control & ENABLED == 0 || IN_PROFILER.get() {
-        return;
-    }
     let rate = RATE.load(Ordering::Relaxed);
+    if control & ENABLED == 0 || rate == 0 || IN_PROFILER.get() {
+        return;
+    }
     let generation = GENERATION.load(Ordering::Relaxed);
-    if rate == 0 {
-        return;
-    }
-    let mut left = COUNTDOWN.get();
-    if DRAWN_FOR.get() != generation {
-        left = draw(rate);
+    let left = if DRAWN_FOR.get() == generation {
+        // This allocation crossed a CHECK_EVERY piece (or the real end) of the countdown.
+        COUNTDOWN.get() + REMAINDER.get()
+    } else {
+        // The first countdown at this rate on this thread (an older one is dropped: the
+        // exponential is memoryless, so starting afresh biases nothing).
         DRAWN_FOR.set(generation);
-    }
+        draw(rate)
+    };
     if rate != 1 && (size as u64) < left {
-        COUNTDOWN.set(left - size as u64);
+        set_countdown(left - size as u64);
         return;
     }
-    COUNTDOWN.set(draw(rate));
+    set_countdown(draw(rate));
     IN_PROFILER.set(true);
-    let mut stack = [0u64; MAX_DEPTH];
-    let depth = capture(&mut stack);
-    record(ptr as usize, size, &stack[..depth]);
+    record(ptr as usize, size);
     IN_PROFILER.set(false);
 }
 
@@ -171,9 +201,10 @@ fn draw(rate: usize) -> u64 {
     (-u.ln() * rate as f64) as u64
 }
 
-/// Captures the current stack's return addresses, leaf first. Does not allocate.
+/// Captures the current stack's return addresses, leaf first, with libgcc's unwinder (the
+/// fallback when the fast unwinder is unavailable or gives up). Does not allocate.
 #[inline(never)]
-fn capture(stack: &mut [u64; MAX_DEPTH]) -> usize {
+fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
     let mut n = 0;
     // SAFETY: trace_unsynchronized is unsafe only because it does not take backtrace's
     // global lock; we never call it concurrently with something that needs that lock to
@@ -237,6 +268,32 @@ struct Inner {
     filter_counts: Box<[u16]>,
     /// Samples not recorded because a table was full.
     dropped: u64,
+    /// The fast unwinder for this process's loaded objects (rebuilt by `set_rate`).
+    unwinder: Option<Unwinder>,
+    /// Samples whose stack the fast unwinder could not walk (libgcc's was used).
+    slow_captures: u64,
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+type Unwinder = super::unwind::FastUnwinder;
+
+/// No fast unwinder on this platform: every capture uses libgcc's.
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+pub(crate) struct Unwinder;
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+impl Unwinder {
+    fn new() -> Unwinder {
+        Unwinder
+    }
+
+    fn capture(&mut self, _stack: &mut [u64; MAX_DEPTH]) -> Option<usize> {
+        None
+    }
+
+    fn is_current(&self) -> bool {
+        true
+    }
 }
 
 /// The tables, made once; everything in `inner` is accessed with `lock` held.
@@ -435,6 +492,7 @@ impl Inner {
             word.store(0, Ordering::Relaxed);
         }
         self.dropped = 0;
+        self.slow_captures = 0;
     }
 }
 
@@ -453,11 +511,22 @@ fn live_slot(ptr: usize) -> usize {
     ((ptr as u64).wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32) as usize & (LIVE_SLOTS - 1)
 }
 
-fn record(ptr: usize, size: usize, stack: &[u64]) {
+/// Captures the stack and records a sample, under the lock (the fast unwinder's rule
+/// cache is shared).
+fn record(ptr: usize, size: usize) {
     if let Some(t) = TABLES.get() {
         let _lock = t.lock();
         // SAFETY: the lock is held.
-        unsafe { &mut *t.inner.get() }.record(ptr, size, stack);
+        let inner = unsafe { &mut *t.inner.get() };
+        let mut stack = [0u64; MAX_DEPTH];
+        let depth = match inner.unwinder.as_mut().and_then(|u| u.capture(&mut stack)) {
+            Some(depth) => depth,
+            None => {
+                inner.slow_captures += 1;
+                capture_slow(&mut stack)
+            }
+        };
+        inner.record(ptr, size, &stack[..depth]);
     }
 }
 
@@ -476,7 +545,10 @@ pub(crate) fn installed() -> bool {
         return true;
     }
     CONTROL.fetch_add(PROBE, Ordering::SeqCst);
+    // Make this thread's next allocation take the slow path, where the probe is seen.
+    let left = COUNTDOWN.replace(0);
     let probe = std::hint::black_box(Box::new(0u64));
+    COUNTDOWN.set(left);
     drop(probe);
     CONTROL.fetch_sub(PROBE, Ordering::SeqCst);
     INSTALLED.load(Ordering::Relaxed)
@@ -507,34 +579,57 @@ pub(crate) fn set_rate(rate: usize) -> usize {
                 live_count: 0,
                 filter_counts: zeroed(FILTER_BITS),
                 dropped: 0,
+                unwinder: None,
+                slow_captures: 0,
             }),
         })
     });
+    // List the loaded objects again if any were loaded or unloaded since the last time
+    // (a rebuilt unwinder starts with a cold rule cache, so a current one is kept).
+    let current = unrecorded(|| {
+        let _lock = tables.lock();
+        // SAFETY: the lock is held.
+        let inner = unsafe { &*tables.inner.get() };
+        inner.unwinder.as_ref().is_some_and(Unwinder::is_current)
+    });
+    let fresh = (rate != 0 && !current).then(|| unrecorded(Unwinder::new));
     // Stop sampling, clear, then start again at the new rate.
     CONTROL.fetch_and(!ENABLED, Ordering::SeqCst);
     RATE.store(rate, Ordering::SeqCst);
     GENERATION.fetch_add(1, Ordering::SeqCst);
-    unrecorded(|| {
+    let old = unrecorded(|| {
         let _lock = tables.lock();
         // SAFETY: the lock is held.
-        unsafe { &mut *tables.inner.get() }.clear();
+        let inner = unsafe { &mut *tables.inner.get() };
+        inner.clear();
+        match fresh {
+            Some(fresh) => inner.unwinder.replace(fresh),
+            None => None,
+        }
     });
+    unrecorded(|| drop(old));
     if rate != 0 {
         CONTROL.fetch_or(ENABLED, Ordering::SeqCst);
     }
     previous
 }
 
-/// (live samples, buckets used, dropped samples, tables allocated).
-pub(crate) fn stats() -> (usize, usize, u64, bool) {
+/// (live samples, buckets used, dropped samples, slow stack captures, tables allocated).
+pub(crate) fn stats() -> (usize, usize, u64, u64, bool) {
     let Some(t) = TABLES.get() else {
-        return (0, 0, 0, false);
+        return (0, 0, 0, 0, false);
     };
     unrecorded(|| {
         let _lock = t.lock();
         // SAFETY: the lock is held.
         let inner = unsafe { &*t.inner.get() };
-        (inner.live_count, inner.used_buckets, inner.dropped, true)
+        (
+            inner.live_count,
+            inner.used_buckets,
+            inner.dropped,
+            inner.slow_captures,
+            true,
+        )
     })
 }
 
@@ -645,6 +740,8 @@ mod tests {
             live_count: 0,
             filter_counts: zeroed(FILTER_BITS),
             dropped: 0,
+            unwinder: None,
+            slow_captures: 0,
         };
         let stack = [0x1000, 0x2000];
         // Many pointers, some colliding in the live table, then free every other one.

@@ -76,6 +76,10 @@ pub struct HeapStats {
     pub buckets: usize,
     /// Samples not recorded because a table was full (also noted in the profile).
     pub dropped_samples: u64,
+    /// Samples whose stack the fast (cached) unwinder could not walk, so libgcc's slower
+    /// one was used: frames in a library loaded after sampling started, or on platforms
+    /// without the fast unwinder (everything but x86_64 Linux).
+    pub slow_stack_captures: u64,
     /// Memory reserved for the tables, fixed at first use; only the touched part is
     /// resident.
     pub reserved_bytes: usize,
@@ -93,7 +97,8 @@ pub fn stats() -> HeapStats {
         live_samples: s.0,
         buckets: s.1,
         dropped_samples: s.2,
-        reserved_bytes: if s.3 { sampler::reserved_bytes() } else { 0 },
+        slow_stack_captures: s.3,
+        reserved_bytes: if s.4 { sampler::reserved_bytes() } else { 0 },
         max_live_samples: sampler::MAX_LIVE,
         max_buckets: sampler::MAX_BUCKETS,
     }

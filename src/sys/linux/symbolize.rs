@@ -107,10 +107,10 @@ impl Loaded {
                 Some(sym_frame(&raw, file, line))
             })
             .collect();
-        if frames.is_empty() {
-            if let Some(sym) = symbol {
-                frames.push(sym_frame(sym, String::new(), 0));
-            }
+        if frames.is_empty()
+            && let Some(sym) = symbol
+        {
+            frames.push(sym_frame(sym, String::new(), 0));
         }
         frames
     }
