@@ -80,7 +80,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        sampler::on_free(ptr);
+        sampler::on_free(ptr, layout.size());
         // SAFETY: the caller upholds `dealloc`'s contract, which we pass on.
         unsafe { self.inner.dealloc(ptr, layout) }
     }
@@ -90,7 +90,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
         // Recorded as a free of the old block and an allocation of the new one (what Go's
         // profile shows for a grown slice). The old record goes first: after `realloc`
         // the old address may already belong to another thread.
-        sampler::on_free(ptr);
+        sampler::on_free(ptr, layout.size());
         // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
         let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !new.is_null() {

@@ -18,8 +18,9 @@
 //!   stack (no allocation, no lock: libgcc's unwinder finds FDEs through
 //!   `_dl_find_object` on glibc ≥ 2.35).
 //! - The tables are allocated once, from an ordinary thread, when sampling is first
-//!   enabled (through the underlying system allocator, with zeroed pages that become
-//!   resident only when touched), and are never freed: their size is fixed and reported.
+//!   enabled, as anonymous memory mappings (zero pages that become resident only when
+//!   touched, never through any allocator), and are never freed: their size is fixed and
+//!   reported.
 //!
 //! # Sampling
 //!
@@ -61,9 +62,22 @@ pub(crate) const MAX_LIVE: usize = LIVE_SLOTS / 2;
 /// block was not sampled) happen with probability live samples / FILTER_BITS.
 const FILTER_BITS: usize = 1 << 16;
 
+/// Keeps a value read on every allocation or free alone in its cache lines (128 bytes:
+/// adjacent-line prefetch pairs lines), so that writes to neighbouring statics by other
+/// cores never invalidate it.
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Nonzero while anything is to be done on the allocation path: sampling is on
 /// (`ENABLED`), or an installation probe runs (multiples of `PROBE`).
-static CONTROL: AtomicUsize = AtomicUsize::new(0);
+static CONTROL: CacheLine<AtomicUsize> = CacheLine(AtomicUsize::new(0));
 const ENABLED: usize = 1;
 const PROBE: usize = 2;
 
@@ -75,6 +89,15 @@ static GENERATION: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// Seeds for the per-thread random generators.
 static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+
+/// Bit `k`: some live sampled object has a size in `[2^k, 2^(k+1))`. Checked first on a
+/// free: one word, always in cache, which lets nearly every free skip the filter when the
+/// live sampled objects are few or of other sizes.
+static SIZE_GATE: CacheLine<AtomicU64> = CacheLine(AtomicU64::new(0));
+
+fn size_class(size: usize) -> usize {
+    (usize::BITS - 1 - size.max(1).leading_zeros()) as usize
+}
 
 /// One bit per filter slot: some live sampled object hashes there.
 static FILTER: [AtomicU64; FILTER_BITS / 64] = [const { AtomicU64::new(0) }; FILTER_BITS / 64];
@@ -120,11 +143,15 @@ pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
     }
 }
 
-/// Called by the wrapper before every free: with sampling on, one load of a bit in an
-/// L1-sized filter; only a possibly-sampled address takes the lock.
+/// Called by the wrapper before every free of a `size`-byte block: with sampling on, one
+/// load of the size gate, and only for a size with live samples a bit of an L1-sized
+/// filter; only a possibly-sampled address takes the lock.
 #[inline(always)]
-pub(crate) fn on_free(ptr: *mut u8) {
-    if CONTROL.load(Ordering::Relaxed) & ENABLED != 0 {
+pub(crate) fn on_free(ptr: *mut u8, size: usize) {
+    // SIZE_GATE is 0 whenever sampling is off (the tables are cleared then), so it alone
+    // decides; the size class is computed only while some sample is live.
+    let gate = SIZE_GATE.load(Ordering::Relaxed);
+    if gate != 0 && gate & (1 << size_class(size)) != 0 {
         let slot = filter_slot(ptr as usize);
         if FILTER[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0 {
             on_free_slow(ptr);
@@ -258,14 +285,16 @@ struct Live {
 }
 
 struct Inner {
-    buckets: Box<[Bucket]>,
+    buckets: &'static mut [Bucket],
     used_buckets: usize,
     /// Bucket index + 1 per slot, 0 = empty; open addressing on the bucket hash.
-    index: Box<[u32]>,
-    live: Box<[Live]>,
+    index: &'static mut [u32],
+    live: &'static mut [Live],
     live_count: usize,
     /// Live objects per filter slot (the FILTER bit is set while nonzero).
-    filter_counts: Box<[u16]>,
+    filter_counts: &'static mut [u16],
+    /// Live objects per size class (the SIZE_GATE bit is set while nonzero).
+    class_counts: [u32; 64],
     /// Samples not recorded because a table was full.
     dropped: u64,
     /// The fast unwinder for this process's loaded objects (rebuilt by `set_rate`).
@@ -339,11 +368,52 @@ impl Tables {
     }
 }
 
-/// A zeroed boxed slice whose pages are touched only when used.
-fn zeroed<T: Copy>(len: usize) -> Box<[T]> {
-    // SAFETY: only instantiated with integer-only types (Bucket, Live, u16, u32), for
-    // which all-zero bytes are a valid value.
-    unsafe { Box::<[T]>::new_zeroed_slice(len).assume_init() }
+/// A zeroed slice for the process's lifetime whose pages become resident only when
+/// touched: an anonymous mapping on Linux (calloc would often come from the heap and
+/// write every byte), zeroed memory from the system allocator elsewhere.
+fn zeroed<T: Copy>(len: usize) -> &'static mut [T] {
+    let bytes = (len * size_of::<T>()).max(1);
+    #[cfg(target_os = "linux")]
+    let ptr = {
+        // SAFETY: a fresh private anonymous mapping with no address hint; the result is
+        // checked below.
+        let p = unsafe {
+            nix::libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                nix::libc::PROT_READ | nix::libc::PROT_WRITE,
+                nix::libc::MAP_PRIVATE | nix::libc::MAP_ANONYMOUS | nix::libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == nix::libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<T>(len).unwrap_or(std::alloc::Layout::new::<T>()),
+            );
+        }
+        p.cast::<T>()
+    };
+    #[cfg(not(target_os = "linux"))]
+    let ptr = {
+        let layout = std::alloc::Layout::from_size_align(bytes, align_of::<T>())
+            .expect("table size fits a layout");
+        // SAFETY: a nonzero-size layout.
+        let p = unsafe {
+            <std::alloc::System as std::alloc::GlobalAlloc>::alloc_zeroed(
+                &std::alloc::System,
+                layout,
+            )
+        };
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        p.cast::<T>()
+    };
+    // SAFETY: `ptr` points to `bytes` zeroed, writable bytes, aligned for T (page-aligned,
+    // or by the layout), never freed and not aliased; T is only instantiated with
+    // integer-only types (Bucket, Live, u16, u32), for which all-zero is a valid value.
+    unsafe { std::slice::from_raw_parts_mut(ptr, len) }
 }
 
 /// Bytes reserved by the tables (most of it untouched, hence not resident, until used).
@@ -404,7 +474,8 @@ impl Inner {
         while self.live[slot].ptr != 0 {
             if self.live[slot].ptr == ptr as u64 {
                 // A stale entry for a block freed while untracked; reuse it.
-                self.unlink_filter(ptr);
+                let stale = self.live[slot];
+                self.unlink(ptr, stale.bucket as usize);
                 self.live_count -= 1;
                 break;
             }
@@ -415,6 +486,11 @@ impl Inner {
             bucket: bucket as u64,
         };
         self.live_count += 1;
+        let c = size_class(size);
+        self.class_counts[c] += 1;
+        if self.class_counts[c] == 1 {
+            SIZE_GATE.fetch_or(1 << c, Ordering::Relaxed);
+        }
         let f = filter_slot(ptr);
         self.filter_counts[f] += 1;
         if self.filter_counts[f] == 1 {
@@ -422,7 +498,13 @@ impl Inner {
         }
     }
 
-    fn unlink_filter(&mut self, ptr: usize) {
+    /// Takes a live object out of the size gate and the filter.
+    fn unlink(&mut self, ptr: usize, bucket: usize) {
+        let c = size_class(self.buckets[bucket].size as usize);
+        self.class_counts[c] -= 1;
+        if self.class_counts[c] == 0 {
+            SIZE_GATE.fetch_and(!(1 << c), Ordering::Relaxed);
+        }
         let f = filter_slot(ptr);
         self.filter_counts[f] -= 1;
         if self.filter_counts[f] == 0 {
@@ -440,7 +522,7 @@ impl Inner {
             }
             if e.ptr == ptr as u64 {
                 self.buckets[e.bucket as usize].frees += 1;
-                self.unlink_filter(ptr);
+                self.unlink(ptr, e.bucket as usize);
                 self.live_count -= 1;
                 self.remove_slot(slot);
                 return;
@@ -488,6 +570,8 @@ impl Inner {
             self.filter_counts.fill(0);
             self.live_count = 0;
         }
+        self.class_counts = [0; 64];
+        SIZE_GATE.store(0, Ordering::Relaxed);
         for word in &FILTER {
             word.store(0, Ordering::Relaxed);
         }
@@ -578,6 +662,7 @@ pub(crate) fn set_rate(rate: usize) -> usize {
                 live: zeroed(LIVE_SLOTS),
                 live_count: 0,
                 filter_counts: zeroed(FILTER_BITS),
+                class_counts: [0; 64],
                 dropped: 0,
                 unwinder: None,
                 slow_captures: 0,
@@ -714,7 +799,7 @@ mod tests {
         let fake = 0x7000_0000_1230usize as *mut u8;
         let before = crate::test_alloc::allocations();
         on_alloc(fake, 48);
-        on_free(fake);
+        on_free(fake, 48);
         on_alloc(fake, 48);
         let after = crate::test_alloc::allocations();
         assert_eq!(after - before, 0, "the sampling path allocated");
@@ -726,7 +811,7 @@ mod tests {
         let frees: u64 = ours.iter().map(|b| b.frees).sum();
         assert_eq!((allocs, frees), (2, 1));
         assert!(ours.iter().all(|b| b.depth > 3), "stacks were captured");
-        on_free(fake);
+        on_free(fake, 48);
         set_rate(previous);
     }
 
@@ -739,6 +824,7 @@ mod tests {
             live: zeroed(LIVE_SLOTS),
             live_count: 0,
             filter_counts: zeroed(FILTER_BITS),
+            class_counts: [0; 64],
             dropped: 0,
             unwinder: None,
             slow_captures: 0,

@@ -1,0 +1,43 @@
+//! The `program` workload of `benches/heap_overhead.rs`, one configuration per run, for
+//! deterministic instruction counts under valgrind (this machine's timings are noisy):
+//!
+//! ```text
+//! cargo build --release --example heap_workload
+//! for m in system off on; do
+//!   valgrind --tool=cachegrind --cache-sim=no target/release/examples/heap_workload $m 5000
+//! done
+//! ```
+//!
+//! `system`: plain System allocator; `off`: the wrapper, sampling off; `on`: sampling at
+//! 512 KiB. Two threads each run the workload N times (default 20000).
+
+#[path = "../benches/common/heap.rs"]
+mod common;
+
+#[global_allocator]
+static GLOBAL: common::Switch = common::Switch;
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let n: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    match mode.as_str() {
+        "system" => common::use_wrapper(false),
+        "off" => {}
+        "on" => {
+            profile::runtime::heap::set_rate(profile::runtime::heap::DEFAULT_RATE)
+                .expect("the wrapper is installed");
+        }
+        _ => {
+            eprintln!("usage: heap_workload system|off|on [ITERATIONS]");
+            std::process::exit(2);
+        }
+    }
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            s.spawn(move || common::program(n, t));
+        }
+    });
+}
