@@ -107,6 +107,18 @@ fn inuse_and_alloc_estimates_are_within_ten_percent() {
         0.10
     ));
 
+    // The allocations are charged to the functions that made them (flat), not to
+    // allocator or std frames above them.
+    for f in ["leak_small", "leak_large"] {
+        for s in p
+            .samples
+            .iter()
+            .filter(|s| p.stack_names(s).iter().any(|n| n.ends_with(f)))
+        {
+            let leaf = p.stack_names(s)[0];
+            assert!(leaf.ends_with(f), "{f}'s sample has leaf {leaf}");
+        }
+    }
     // Every sample carries the object size, and the allocator's frames are trimmed.
     for s in &p.samples {
         assert!(s.labels.iter().any(|l| l.key == "bytes"), "{s:?}");

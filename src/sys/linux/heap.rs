@@ -45,14 +45,21 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
     let mut stacks = Vec::with_capacity(snap.buckets.len());
     for b in &snap.buckets {
         let stack = &b.stack[..b.depth as usize];
-        // Drop leading frames whose every line is allocator-internal.
-        let start = stack
-            .iter()
-            .position(|&pc| {
-                let names = symbolizer.names(pc.saturating_sub(1));
-                names.is_empty() || !names.iter().all(|n| is_allocator_internal(n))
-            })
-            .unwrap_or(stack.len().saturating_sub(1));
+        // Drop the leading frames up to the outermost allocator-internal one before the
+        // first frame of user code. Frames are judged by their physical (outermost)
+        // function; `core` helpers (`Option::and_then` carrying our closures, ...) are
+        // neutral: dropped when internal frames surround them.
+        let mut start = 0;
+        for (i, &pc) in stack.iter().enumerate() {
+            let names = symbolizer.names(pc.saturating_sub(1));
+            let Some(name) = names.last() else { break };
+            if is_allocator_internal(name) {
+                start = i + 1;
+            } else if !name.starts_with("core::") && !name.starts_with("<core::") {
+                break;
+            }
+        }
+        let start = start.min(stack.len().saturating_sub(1));
         let (alloc_n, alloc_b) = sampler::scale(b.allocs, b.allocs * b.size, snap.rate);
         let live = b.allocs.saturating_sub(b.frees);
         let (inuse_n, inuse_b) = sampler::scale(live, live * b.size, snap.rate);
@@ -104,8 +111,9 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
 }
 
 /// A leaf location of user code can still hold inlined allocator frames (e.g.
-/// `alloc::alloc::alloc` inlined into `Box::new` inlined into the caller): drop those
-/// innermost lines, keeping at least one.
+/// `alloc::alloc::alloc` inlined into `Box::new` inlined into the caller, with `core`
+/// helpers between them): drop every line up to the outermost allocator-internal one,
+/// keeping at least one.
 fn strip_internal_inline_lines(p: &mut Profile) {
     let names: std::collections::HashMap<u64, String> =
         p.functions.iter().map(|f| (f.id, f.name.clone())).collect();
@@ -118,12 +126,12 @@ fn strip_internal_inline_lines(p: &mut Profile) {
         let internal = loc
             .lines
             .iter()
-            .take_while(|l| {
+            .rposition(|l| {
                 names
                     .get(&l.function_id)
                     .is_some_and(|n| is_allocator_internal(n))
             })
-            .count();
+            .map_or(0, |i| i + 1);
         let drop = internal.min(loc.lines.len().saturating_sub(1));
         loc.lines.drain(..drop);
     }
