@@ -52,6 +52,29 @@
 //! | builder | file | what |
 //! |---|---|---|
 //! | `.cpu()` (default), `.frequency(hz)` | `cpu.pb.gz` | CPU time, sampled at 100 Hz by default (1..=10000) |
+//! | `.mem()`, `.rate(bytes)` | `heap.pb.gz` | live heap and allocations by stack (opens on `inuse_space`) |
+//! | `.allocs()`, `.rate(bytes)` | `allocs.pb.gz` | the same data, opening on `alloc_space` |
+//!
+//! # Heap profiles
+//!
+//! Heap modes need [`Allocator`] as the global allocator, one line in the binary (it wraps
+//! any allocator: `profile::Allocator::new(mimalloc::MiMalloc)`):
+//!
+//! ```
+//! #[global_allocator]
+//! static ALLOC: profile::Allocator = profile::Allocator::system();
+//! # fn main() {}
+//! ```
+//!
+//! Without it `.mem()` / `.allocs()` return [`Error::AllocatorNotInstalled`] with that
+//! line. Allocations are sampled as Go and tcmalloc do (on average one per `rate` bytes,
+//! default 512 KiB, `.rate(1)` records every allocation) and the values are unbiased with
+//! Go's formula; frees of sampled blocks are matched, so in-use values are right. Stacks
+//! start at the code that asked for memory: the wrapper's and std's allocation frames
+//! (`alloc::*`, `hashbrown`) are trimmed. Read them with
+//! `go tool pprof -sample_index=inuse_space -top heap.pb.gz` (what is live) or
+//! `-sample_index=alloc_space` (what was allocated). While sampling is off the wrapper
+//! costs one load per allocation and free; see [`runtime::heap`] for the rest.
 //!
 //! To run several profilers at once, use the lower level [`runtime`] module, which returns
 //! [`Profile`] values instead of writing files.
