@@ -272,3 +272,63 @@ fn go_tool_pprof_reads_heap_and_allocs_profiles() {
         "{raw}"
     );
 }
+
+/// Grows one vector by realloc, in a frame of its own.
+#[inline(never)]
+fn grow(v: &mut Vec<u8>) {
+    v.reserve_exact(100_000);
+}
+
+#[test]
+fn reallocs_move_in_use_to_the_new_block() {
+    let _s = common::serial();
+    // Rate 1: every allocation is recorded and nothing is scaled, so values are exact.
+    heap::set_rate(1).unwrap();
+    let mut v: Vec<u8> = black_box(Vec::with_capacity(1000));
+    grow(&mut v);
+    let cap = v.capacity();
+    let p = heap::profile().unwrap();
+    heap::set_rate(0).unwrap();
+    // The grown block is live under `grow`; the first block was freed by the realloc.
+    assert_eq!(value_in(&p, "inuse_space", "grow") as usize, cap);
+    assert_eq!(value_in(&p, "alloc_space", "grow") as usize, cap);
+    let first = p
+        .samples
+        .iter()
+        .find(|s| {
+            s.labels.iter().any(|l| {
+                l.key == "bytes"
+                    && l.value
+                        == profile::LabelValue::Num {
+                            value: 1000,
+                            unit: String::new(),
+                        }
+            }) && p
+                .stack_names(s)
+                .iter()
+                .any(|n| n.ends_with("reallocs_move_in_use_to_the_new_block"))
+        })
+        .expect("the 1000-byte block was recorded");
+    assert_eq!(
+        first.values[2..],
+        [0, 0],
+        "freed by the realloc: nothing in use"
+    );
+    drop(v);
+}
+
+#[test]
+fn cpu_and_heap_profiles_run_together_at_the_runtime_level() {
+    let _s = common::serial();
+    heap::set_rate(64 * 1024).unwrap();
+    let cpu = profile::runtime::cpu::start(100).unwrap();
+    let mut keep = Vec::new();
+    leak_large(&mut keep);
+    common::busy_loop(std::time::Duration::from_millis(200));
+    let cpu_profile = cpu.stop().unwrap();
+    let heap_profile = heap::profile().unwrap();
+    heap::set_rate(0).unwrap();
+    assert!(common::samples_in(&cpu_profile, "busy_loop") > 0);
+    assert!(value_in(&heap_profile, "inuse_space", "leak_large") > 0);
+    drop(keep);
+}

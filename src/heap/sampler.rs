@@ -38,9 +38,10 @@
 //! Changing the rate (to 0 = off, or to a different rate) clears the tables: samples taken
 //! at different rates cannot be unbiased together, and frees are not tracked while off.
 //! The fast path is one thread-local decrement, so a thread notices a rate change only on
-//! the slow path; it takes that path at least once per `CHECK_EVERY` (1 MiB) allocated,
+//! the slow path; it takes that path at least once per `CHECK_EVERY` (64 KiB) allocated,
 //! and then draws a fresh countdown at the new rate (the exponential is memoryless, so
-//! starting afresh biases nothing). At most 1 MiB per thread goes unsampled after a change.
+//! starting afresh biases nothing). At most 64 KiB per thread goes unsampled after a
+//! change; none on the thread that made the change.
 
 use std::cell::{Cell, UnsafeCell};
 use std::hint::spin_loop;
@@ -117,7 +118,7 @@ thread_local! {
 
 /// A thread takes the slow path at least once per this many bytes allocated, so that a
 /// rate change reaches it soon even if its countdown was drawn for a huge rate.
-const CHECK_EVERY: u64 = 1 << 20;
+const CHECK_EVERY: u64 = 64 << 10;
 
 /// Sets this thread's countdown to `left` bytes, in pieces of at most `CHECK_EVERY`.
 fn set_countdown(left: u64) {
@@ -696,6 +697,10 @@ pub(crate) fn set_rate(rate: usize) -> usize {
     if rate != 0 {
         CONTROL.fetch_or(ENABLED, Ordering::SeqCst);
     }
+    // This thread starts on the new rate at once (others within CHECK_EVERY bytes).
+    COUNTDOWN.set(0);
+    REMAINDER.set(0);
+    DRAWN_FOR.set(0);
     previous
 }
 
