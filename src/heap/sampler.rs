@@ -427,6 +427,22 @@ pub(crate) fn reserved_bytes() -> usize {
 }
 
 impl Inner {
+    /// Empty tables (fresh anonymous mappings).
+    fn new() -> Inner {
+        Inner {
+            buckets: zeroed(MAX_BUCKETS),
+            used_buckets: 0,
+            index: zeroed(BUCKET_INDEX_SLOTS),
+            live: zeroed(LIVE_SLOTS),
+            live_count: 0,
+            filter_counts: zeroed(FILTER_BITS),
+            class_counts: [0; 64],
+            dropped: 0,
+            unwinder: None,
+            slow_captures: 0,
+        }
+    }
+
     fn bucket_for(&mut self, stack: &[u64], size: usize) -> Option<usize> {
         let hash = hash_stack(stack, size);
         let mask = BUCKET_INDEX_SLOTS - 1;
@@ -656,18 +672,7 @@ pub(crate) fn set_rate(rate: usize) -> usize {
     let tables = unrecorded(|| {
         TABLES.get_or_init(|| Tables {
             lock: AtomicBool::new(false),
-            inner: UnsafeCell::new(Inner {
-                buckets: zeroed(MAX_BUCKETS),
-                used_buckets: 0,
-                index: zeroed(BUCKET_INDEX_SLOTS),
-                live: zeroed(LIVE_SLOTS),
-                live_count: 0,
-                filter_counts: zeroed(FILTER_BITS),
-                class_counts: [0; 64],
-                dropped: 0,
-                unwinder: None,
-                slow_captures: 0,
-            }),
+            inner: UnsafeCell::new(Inner::new()),
         })
     });
     // List the loaded objects again if any were loaded or unloaded since the last time
@@ -822,18 +827,7 @@ mod tests {
 
     #[test]
     fn live_table_insert_free_and_backward_shift() {
-        let mut inner = Inner {
-            buckets: zeroed(MAX_BUCKETS),
-            used_buckets: 0,
-            index: zeroed(BUCKET_INDEX_SLOTS),
-            live: zeroed(LIVE_SLOTS),
-            live_count: 0,
-            filter_counts: zeroed(FILTER_BITS),
-            class_counts: [0; 64],
-            dropped: 0,
-            unwinder: None,
-            slow_captures: 0,
-        };
+        let mut inner = Inner::new();
         let stack = [0x1000, 0x2000];
         // Many pointers, some colliding in the live table, then free every other one.
         let ptrs: Vec<usize> = (1..=5000).map(|i| i * 16).collect();
