@@ -60,6 +60,14 @@ pub mod mode {
         }
     }
 
+    /// Lock contention charged to the code holding the lock (`mutex.pb.gz`).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Mutex;
+
+    /// Time spent waiting, charged to the waiters (`block.pb.gz`).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Block;
+
     /// Heap profiling (`heap.pb.gz`, or `allocs.pb.gz` opening on `alloc_space`), with its
     /// sampling rate.
     #[derive(Debug, Clone, Copy)]
@@ -152,6 +160,81 @@ impl sealed::ModeImpl for mode::Mem {
             previous_rate,
             allocs: self.allocs,
         }))
+    }
+}
+
+/// A guard's mutex or block profiling: records every event (fraction 1 / rate 1) while
+/// active, writes only the events of its own window, restores the previous setting.
+struct ContentionRunning {
+    which: crate::sync::contention::Which,
+    previous: u64,
+    base: Vec<(Vec<u64>, crate::sync::contention::Values)>,
+    started: std::time::Instant,
+}
+
+impl ContentionRunning {
+    fn start(which: crate::sync::contention::Which) -> ContentionRunning {
+        use crate::sync::contention::{self, Which};
+        let previous = match which {
+            Which::Mutex => contention::set_mutex_fraction(1),
+            Which::Block => contention::set_block_rate(1),
+        };
+        ContentionRunning {
+            which,
+            previous,
+            base: contention::snapshot(which).0,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl sealed::Running for ContentionRunning {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        use crate::sync::contention::{self, Which};
+        let (end, dropped) = contention::snapshot(self.which);
+        match self.which {
+            Which::Mutex => contention::set_mutex_fraction(self.previous),
+            Which::Block => contention::set_block_rate(self.previous),
+        };
+        let window = contention::delta(end, &self.base);
+        crate::sys::contention::profile(
+            self.which,
+            &window,
+            dropped,
+            Some(self.started.elapsed().as_nanos() as i64),
+        )
+    }
+}
+
+impl sealed::ModeImpl for mode::Mutex {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Mutex
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        Ok(Box::new(ContentionRunning::start(
+            crate::sync::contention::Which::Mutex,
+        )))
+    }
+}
+
+impl sealed::ModeImpl for mode::Block {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Block
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        Ok(Box::new(ContentionRunning::start(
+            crate::sync::contention::Which::Block,
+        )))
     }
 }
 
@@ -250,6 +333,28 @@ impl Builder<mode::Unset> {
                 rate: crate::runtime::heap::DEFAULT_RATE,
                 allocs: true,
             },
+        }
+    }
+}
+
+impl Builder<mode::Unset> {
+    /// Profile lock contention (`mutex.pb.gz`): the delay waiters on [`crate::sync`] locks
+    /// suffered, charged to the code that held the lock. pkg/profile's `MutexProfile`.
+    /// Records every event while active; the previous fraction is restored at stop.
+    pub fn mutex(self) -> Builder<mode::Mutex> {
+        Builder {
+            options: self.options,
+            mode: mode::Mutex,
+        }
+    }
+
+    /// Profile blocking (`block.pb.gz`): time spent waiting on [`crate::sync`] locks,
+    /// condition variables and [`crate::sync::blocking`] calls, charged to the waiters.
+    /// pkg/profile's `BlockProfile`. Records every event while active.
+    pub fn block(self) -> Builder<mode::Block> {
+        Builder {
+            options: self.options,
+            mode: mode::Block,
         }
     }
 }

@@ -16,6 +16,10 @@ pub enum ProfileKind {
     Heap,
     /// Allocations (the heap profile opening on `alloc_space`), `allocs.pb.gz`.
     Allocs,
+    /// Lock contention charged to the holders, `mutex.pb.gz`.
+    Mutex,
+    /// Time spent waiting, charged to the waiters, `block.pb.gz`.
+    Block,
 }
 
 impl ProfileKind {
@@ -25,6 +29,8 @@ impl ProfileKind {
             ProfileKind::Cpu => "cpu",
             ProfileKind::Heap => "heap",
             ProfileKind::Allocs => "allocs",
+            ProfileKind::Mutex => "mutex",
+            ProfileKind::Block => "block",
         }
     }
 
@@ -34,6 +40,8 @@ impl ProfileKind {
             ProfileKind::Cpu => "cpu.pb.gz",
             ProfileKind::Heap => "heap.pb.gz",
             ProfileKind::Allocs => "allocs.pb.gz",
+            ProfileKind::Mutex => "mutex.pb.gz",
+            ProfileKind::Block => "block.pb.gz",
         }
     }
 }

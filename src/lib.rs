@@ -133,6 +133,7 @@ mod heap;
 mod output;
 mod profile;
 pub mod runtime;
+pub mod sync;
 mod sys;
 #[cfg(test)]
 mod test_alloc;

@@ -304,8 +304,9 @@ struct Inner {
     slow_captures: u64,
 }
 
+/// The fast stack walker (also used for contention events).
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-type Unwinder = super::unwind::FastUnwinder;
+pub(crate) type Unwinder = super::unwind::FastUnwinder;
 
 /// No fast unwinder on this platform: every capture uses libgcc's.
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
@@ -313,15 +314,15 @@ pub(crate) struct Unwinder;
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 impl Unwinder {
-    fn new() -> Unwinder {
+    pub(crate) fn new() -> Unwinder {
         Unwinder
     }
 
-    fn capture(&mut self, _stack: &mut [u64; MAX_DEPTH]) -> Option<usize> {
+    pub(crate) fn capture(&mut self, _stack: &mut [u64; MAX_DEPTH]) -> Option<usize> {
         None
     }
 
-    fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         true
     }
 }

@@ -3,5 +3,7 @@
 //! may run at the same time here (a guard allows one mode); each kind allows one running
 //! profiler per process.
 
+pub mod block;
 pub mod cpu;
 pub mod heap;
+pub mod mutex;

@@ -48,3 +48,21 @@ pub(crate) mod heap {
         })
     }
 }
+
+/// Mutex and block profiles.
+pub(crate) mod contention {
+    use crate::Error;
+    use crate::profile::Profile;
+    use crate::sync::contention::{Values, Which};
+
+    pub(crate) fn profile(
+        _which: Which,
+        _stacks: &[(Vec<u64>, Values)],
+        _dropped: u64,
+        _duration_nanos: Option<i64>,
+    ) -> Result<Profile, Error> {
+        Err(Error::Unsupported {
+            what: "mutex and block profiles",
+        })
+    }
+}

@@ -6,6 +6,7 @@ use crate::profile::builder::ProfileBuilder;
 use crate::profile::{Label, LabelValue, Profile, ValueType};
 
 use super::symbolize::Symbolizer;
+use super::trim;
 
 /// Frames of the allocation machinery, trimmed from the top (leaf end) of heap stacks so
 /// that a stack starts at the code that asked for memory, as Go's heap profiles start
@@ -45,21 +46,7 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
     let mut stacks = Vec::with_capacity(snap.buckets.len());
     for b in &snap.buckets {
         let stack = &b.stack[..b.depth as usize];
-        // Drop the leading frames up to the outermost allocator-internal one before the
-        // first frame of user code. Frames are judged by their physical (outermost)
-        // function; `core` helpers (`Option::and_then` carrying our closures, ...) are
-        // neutral: dropped when internal frames surround them.
-        let mut start = 0;
-        for (i, &pc) in stack.iter().enumerate() {
-            let names = symbolizer.names(pc.saturating_sub(1));
-            let Some(name) = names.last() else { break };
-            if is_allocator_internal(name) {
-                start = i + 1;
-            } else if !name.starts_with("core::") && !name.starts_with("<core::") {
-                break;
-            }
-        }
-        let start = start.min(stack.len().saturating_sub(1));
+        let start = trim::leading_internal(&mut symbolizer, stack, is_allocator_internal);
         let (alloc_n, alloc_b) = sampler::scale(b.allocs, b.allocs * b.size, snap.rate);
         let live = b.allocs.saturating_sub(b.frees);
         let (inuse_n, inuse_b) = sampler::scale(live, live * b.size, snap.rate);
@@ -106,33 +93,6 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
         ));
     }
     let mut profile = b.finish();
-    strip_internal_inline_lines(&mut profile);
+    trim::strip_internal_inline_lines(&mut profile, is_allocator_internal);
     Ok(profile)
-}
-
-/// A leaf location of user code can still hold inlined allocator frames (e.g.
-/// `alloc::alloc::alloc` inlined into `Box::new` inlined into the caller, with `core`
-/// helpers between them): drop every line up to the outermost allocator-internal one,
-/// keeping at least one.
-fn strip_internal_inline_lines(p: &mut Profile) {
-    let names: std::collections::HashMap<u64, String> =
-        p.functions.iter().map(|f| (f.id, f.name.clone())).collect();
-    let leaves: std::collections::HashSet<u64> = p
-        .samples
-        .iter()
-        .filter_map(|s| s.location_ids.first().copied())
-        .collect();
-    for loc in p.locations.iter_mut().filter(|l| leaves.contains(&l.id)) {
-        let internal = loc
-            .lines
-            .iter()
-            .rposition(|l| {
-                names
-                    .get(&l.function_id)
-                    .is_some_and(|n| is_allocator_internal(n))
-            })
-            .map_or(0, |i| i + 1);
-        let drop = internal.min(loc.lines.len().saturating_sub(1));
-        loc.lines.drain(..drop);
-    }
 }

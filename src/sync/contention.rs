@@ -1,0 +1,247 @@
+//! Recording of lock contention: the mutex profile (delay charged to the code that held a
+//! contended lock and released it) and the block profile (time spent waiting, charged to
+//! the waiter), with Go's sampling and scaling.
+//!
+//! Only contended paths (a lock that was not free, a condvar wait, `blocking`) come here:
+//! the uncontended lock/unlock path never does. Recording takes an ordinary lock (not an
+//! instrumented one) and may allocate; nothing here runs in a signal handler or in the
+//! allocator.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Record 1 in N contention events in the mutex profile (0 = off).
+static MUTEX_FRACTION: AtomicU64 = AtomicU64::new(0);
+/// Record a wait of d ns with probability d / rate in the block profile (0 = off).
+static BLOCK_RATE: AtomicU64 = AtomicU64::new(0);
+
+/// Deepest stack recorded (the fast unwinder's depth).
+const MAX_DEPTH: usize = crate::heap::sampler::MAX_DEPTH;
+
+/// The cached-rule stack walker for contention events, rebuilt when recording is turned
+/// on and objects were loaded since (libgcc's unwinder is ~10x slower per frame, which
+/// made fully recorded contention ~100x slower than parking_lot).
+static UNWINDER: parking_lot::Mutex<Option<crate::heap::sampler::Unwinder>> =
+    parking_lot::Mutex::new(None);
+
+fn refresh_unwinder() {
+    let mut u = UNWINDER.lock();
+    if !u.as_ref().is_some_and(|u| u.is_current()) {
+        *u = Some(crate::heap::sampler::Unwinder::new());
+    }
+}
+/// Distinct stacks kept per profile; events on further stacks are counted as dropped.
+pub(crate) const MAX_STACKS: usize = 16 * 1024;
+
+/// Which profile an event goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    Mutex,
+    Block,
+}
+
+/// Accumulated values of one stack: contentions (fractional after unbiasing) and delay.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Values {
+    pub count: f64,
+    pub delay: f64,
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    pub stacks: HashMap<Vec<u64>, Values>,
+    pub dropped: u64,
+}
+
+fn table(which: Which) -> &'static parking_lot::Mutex<Table> {
+    static MUTEX: OnceLock<parking_lot::Mutex<Table>> = OnceLock::new();
+    static BLOCK: OnceLock<parking_lot::Mutex<Table>> = OnceLock::new();
+    match which {
+        Which::Mutex => MUTEX.get_or_init(Default::default),
+        Which::Block => BLOCK.get_or_init(Default::default),
+    }
+}
+
+/// Nanoseconds on a monotonic clock (since the first call).
+pub(crate) fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Whether either profile wants contended waits timed.
+#[inline]
+pub(crate) fn enabled() -> bool {
+    MUTEX_FRACTION.load(Ordering::Relaxed) != 0 || BLOCK_RATE.load(Ordering::Relaxed) != 0
+}
+
+pub(crate) fn set_mutex_fraction(n: u64) -> u64 {
+    if n != 0 {
+        refresh_unwinder();
+    }
+    MUTEX_FRACTION.swap(n, Ordering::SeqCst)
+}
+
+pub(crate) fn mutex_fraction() -> u64 {
+    MUTEX_FRACTION.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_block_rate(ns: u64) -> u64 {
+    if ns != 0 {
+        refresh_unwinder();
+    }
+    BLOCK_RATE.swap(ns, Ordering::SeqCst)
+}
+
+pub(crate) fn block_rate() -> u64 {
+    BLOCK_RATE.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A per-thread xorshift random number.
+fn random() -> u64 {
+    let mut x = RNG.get();
+    if x == 0 {
+        x = now_ns().wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    RNG.set(x);
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// A releaser's event: waiters were delayed `delay` ns while the caller held the lock.
+/// Go samples 1 in `fraction` and scales count and delay by `fraction`.
+#[inline(never)]
+pub(crate) fn mutex_event(delay: u64) {
+    let fraction = MUTEX_FRACTION.load(Ordering::Relaxed);
+    if fraction == 0 || delay == 0 || (fraction > 1 && !random().is_multiple_of(fraction)) {
+        return;
+    }
+    record(
+        Which::Mutex,
+        Values {
+            count: fraction as f64,
+            delay: fraction as f64 * delay as f64,
+        },
+    );
+}
+
+/// A waiter's event: the caller waited `delay` ns. Go records a wait of d with
+/// probability d / rate (always when d ≥ rate) and scales a sampled short wait to
+/// (rate / d contentions, rate ns).
+#[inline(never)]
+pub(crate) fn block_event(delay: u64) {
+    let rate = BLOCK_RATE.load(Ordering::Relaxed);
+    if rate == 0 || delay == 0 {
+        return;
+    }
+    let values = if delay >= rate {
+        Values {
+            count: 1.0,
+            delay: delay as f64,
+        }
+    } else {
+        if random() % rate >= delay {
+            return;
+        }
+        Values {
+            count: rate as f64 / delay as f64,
+            delay: rate as f64,
+        }
+    };
+    record(Which::Block, values);
+}
+
+fn record(which: Which, values: Values) {
+    let mut stack = [0u64; MAX_DEPTH];
+    let fast = UNWINDER.lock().as_mut().and_then(|u| u.capture(&mut stack));
+    let n = match fast {
+        Some(n) => n,
+        None => capture_slow(&mut stack),
+    };
+    let mut t = table(which).lock();
+    let len = t.stacks.len();
+    match t.stacks.get_mut(&stack[..n]) {
+        Some(v) => {
+            v.count += values.count;
+            v.delay += values.delay;
+        }
+        None if len < MAX_STACKS => {
+            t.stacks.insert(stack[..n].to_vec(), values);
+        }
+        None => t.dropped += 1,
+    }
+}
+
+/// libgcc's unwinder, where the fast one is unavailable or gives up.
+fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
+    let mut n = 0;
+    // SAFETY: `trace_unsynchronized` skips backtrace's global lock, which serializes
+    // tracing with backtrace's own symbolization; this crate never symbolizes through
+    // backtrace (it uses addr2line), and the callback does not unwind.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let ip = frame.ip() as u64;
+            if ip == 0 {
+                return false;
+            }
+            stack[n] = ip;
+            n += 1;
+            n < MAX_DEPTH
+        });
+    }
+    n
+}
+
+/// A copy of a profile's stacks and values.
+pub(crate) fn snapshot(which: Which) -> (Vec<(Vec<u64>, Values)>, u64) {
+    let t = table(which).lock();
+    (
+        t.stacks.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        t.dropped,
+    )
+}
+
+/// `end` minus `base`, stack by stack (for a guard's window or a delta profile).
+pub(crate) fn delta(
+    end: Vec<(Vec<u64>, Values)>,
+    base: &[(Vec<u64>, Values)],
+) -> Vec<(Vec<u64>, Values)> {
+    let base: HashMap<&[u64], Values> = base.iter().map(|(k, v)| (k.as_slice(), *v)).collect();
+    end.into_iter()
+        .filter_map(|(k, v)| {
+            let b = base.get(k.as_slice()).copied().unwrap_or_default();
+            let d = Values {
+                count: v.count - b.count,
+                delay: v.delay - b.delay,
+            };
+            (d.count > 0.0 || d.delay > 0.0).then_some((k, d))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_subtracts_per_stack_and_drops_unchanged() {
+        let v = |c, d| Values { count: c, delay: d };
+        let base = vec![(vec![1, 2], v(1.0, 10.0)), (vec![3], v(2.0, 20.0))];
+        let end = vec![
+            (vec![1, 2], v(3.0, 35.0)),
+            (vec![3], v(2.0, 20.0)),
+            (vec![4], v(1.0, 5.0)),
+        ];
+        let mut d = delta(end, &base);
+        d.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(d, vec![(vec![1, 2], v(2.0, 25.0)), (vec![4], v(1.0, 5.0))]);
+    }
+}
