@@ -6,9 +6,9 @@
 //! cargo bench --bench lock_overhead
 //! ```
 //!
-//! Uncontended: one thread, 20 M lock+unlock pairs per measurement, best of 15 (the
+//! Uncontended: one thread, 20 M lock+unlock pairs per measurement, best of 25 (the
 //! minimum is the stable estimate on a shared machine: interference only adds time).
-//! Contended: two threads each doing 2 M increments of one locked counter, median of 15
+//! Contended: two threads each doing 2 M increments of one locked counter, median of 25
 //! rounds, configurations interleaved.
 
 use std::hint::black_box;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 const UNCONTENDED: u64 = 20_000_000;
 const CONTENDED: u64 = 2_000_000;
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 25;
 
 #[inline(never)]
 fn uncontended_pl(m: &parking_lot::Mutex<u64>) -> Duration {
@@ -36,18 +36,19 @@ fn uncontended_ours(m: &profile::sync::Mutex<u64>) -> Duration {
     t.elapsed()
 }
 
-fn contended<M: Sync>(m: &M, inc: fn(&M)) -> Duration {
+/// Two threads, `ops` increments each: the time per increment.
+fn contended<M: Sync>(m: &M, ops: u64, inc: fn(&M)) -> f64 {
     let t = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
-                for _ in 0..CONTENDED {
+                for _ in 0..ops {
                     inc(m);
                 }
             });
         }
     });
-    t.elapsed()
+    t.elapsed().as_secs_f64() / (2 * ops) as f64
 }
 
 fn ns(d: Duration, n: u64) -> f64 {
@@ -103,19 +104,20 @@ fn main() {
     let mut on_ratios = Vec::new();
     for round in 0..ROUNDS {
         let (a, b) = if round % 2 == 0 {
-            let a = contended(&pl, |m| *m.lock() += 1);
-            (a, contended(&ours, |m| *m.lock() += 1))
+            let a = contended(&pl, CONTENDED, |m| *m.lock() += 1);
+            (a, contended(&ours, CONTENDED, |m| *m.lock() += 1))
         } else {
-            let b = contended(&ours, |m| *m.lock() += 1);
-            (contended(&pl, |m| *m.lock() += 1), b)
+            let b = contended(&ours, CONTENDED, |m| *m.lock() += 1);
+            (contended(&pl, CONTENDED, |m| *m.lock() += 1), b)
         };
-        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        ratios.push(a / b);
+        // Recording every event is ~20x slower under this much contention: fewer ops.
         profile::runtime::mutex::set_fraction(1);
         profile::runtime::block::set_rate(1);
-        let c = contended(&ours, |m| *m.lock() += 1);
+        let c = contended(&ours, CONTENDED / 50, |m| *m.lock() += 1);
         profile::runtime::mutex::set_fraction(0);
         profile::runtime::block::set_rate(0);
-        on_ratios.push(a.as_secs_f64() / c.as_secs_f64());
+        on_ratios.push(a / c);
     }
     ratios.sort_by(f64::total_cmp);
     on_ratios.sort_by(f64::total_cmp);

@@ -10,13 +10,20 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Record 1 in N contention events in the mutex profile (0 = off).
 static MUTEX_FRACTION: AtomicU64 = AtomicU64::new(0);
 /// Record a wait of d ns with probability d / rate in the block profile (0 = off).
 static BLOCK_RATE: AtomicU64 = AtomicU64::new(0);
+/// Either of the two is on: contended waits must be timed. One load for the lock path.
+static TIMED: AtomicBool = AtomicBool::new(false);
+
+fn update_timed() {
+    let on = MUTEX_FRACTION.load(Ordering::SeqCst) != 0 || BLOCK_RATE.load(Ordering::SeqCst) != 0;
+    TIMED.store(on, Ordering::SeqCst);
+}
 
 /// Deepest stack recorded (the fast unwinder's depth).
 const MAX_DEPTH: usize = crate::heap::sampler::MAX_DEPTH;
@@ -74,14 +81,16 @@ pub(crate) fn now_ns() -> u64 {
 /// Whether either profile wants contended waits timed.
 #[inline]
 pub(crate) fn enabled() -> bool {
-    MUTEX_FRACTION.load(Ordering::Relaxed) != 0 || BLOCK_RATE.load(Ordering::Relaxed) != 0
+    TIMED.load(Ordering::Relaxed)
 }
 
 pub(crate) fn set_mutex_fraction(n: u64) -> u64 {
     if n != 0 {
         refresh_unwinder();
     }
-    MUTEX_FRACTION.swap(n, Ordering::SeqCst)
+    let previous = MUTEX_FRACTION.swap(n, Ordering::SeqCst);
+    update_timed();
+    previous
 }
 
 pub(crate) fn mutex_fraction() -> u64 {
@@ -92,7 +101,9 @@ pub(crate) fn set_block_rate(ns: u64) -> u64 {
     if ns != 0 {
         refresh_unwinder();
     }
-    BLOCK_RATE.swap(ns, Ordering::SeqCst)
+    let previous = BLOCK_RATE.swap(ns, Ordering::SeqCst);
+    update_timed();
+    previous
 }
 
 pub(crate) fn block_rate() -> u64 {

@@ -1,9 +1,10 @@
 //! The instrumented raw locks: parking_lot's, plus contention bookkeeping on the slow
 //! paths only.
 //!
-//! Fast paths: `lock` is parking_lot's `try_lock` (one compare-and-swap, as parking_lot's
-//! own `lock`); `unlock` adds one relaxed load of the waiter count before parking_lot's
-//! unlock. No extra atomic read-modify-write on either.
+//! Fast paths: with profiling off, `lock` is parking_lot's `lock` after one relaxed load
+//! of a global flag; with it on, parking_lot's `try_lock` (one compare-and-swap) and, if
+//! that fails, a timed wait. `unlock` adds one relaxed load of the waiter count before
+//! parking_lot's unlock. No extra atomic read-modify-write on either path.
 //!
 //! Mutex-profile attribution: waiting time is charged to the holders during whose tenure
 //! it passed. Each contended release charges the delay its current waiters accrued since
@@ -140,6 +141,9 @@ unsafe impl lock_api::RawMutex for RawMutex {
 
     #[inline]
     fn lock(&self) -> Self::Guard {
+        if !contention::enabled() {
+            return self.inner.lock();
+        }
         match self.inner.try_lock() {
             Some(g) => g,
             None => self.lock_contended(),
@@ -237,6 +241,9 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 
     #[inline]
     fn lock_shared(&self) -> SharedState {
+        if !contention::enabled() {
+            return self.inner.lock_shared();
+        }
         match self.inner.try_lock_shared() {
             Some(g) => g,
             None => self.lock_shared_contended(),
@@ -259,6 +266,9 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 
     #[inline]
     fn lock_exclusive(&self) -> ExclusiveState {
+        if !contention::enabled() {
+            return self.inner.lock_exclusive();
+        }
         match self.inner.try_lock_exclusive() {
             Some(g) => g,
             None => self.lock_exclusive_contended(),
