@@ -54,6 +54,8 @@
 //! | `.cpu()` (default), `.frequency(hz)` | `cpu.pb.gz` | CPU time, sampled at 100 Hz by default (1..=10000) |
 //! | `.mem()`, `.rate(bytes)` | `heap.pb.gz` | live heap and allocations by stack (opens on `inuse_space`) |
 //! | `.allocs()`, `.rate(bytes)` | `allocs.pb.gz` | the same data, opening on `alloc_space` |
+//! | `.mutex()` | `mutex.pb.gz` | lock contention, charged to the code holding the lock |
+//! | `.block()` | `block.pb.gz` | time spent waiting (locks, condvars, [`sync::blocking`]), charged to the waiters |
 //!
 //! # Heap profiles
 //!
@@ -75,6 +77,17 @@
 //! `go tool pprof -sample_index=inuse_space -top heap.pb.gz` (what is live) or
 //! `-sample_index=alloc_space` (what was allocated). While sampling is off the wrapper
 //! costs one load per allocation and free; see [`runtime::heap`] for the rest.
+//!
+//! # Mutex and block profiles
+//!
+//! [`sync`] has drop-in `parking_lot` locks (`use profile::sync::{Mutex, RwLock,
+//! Condvar};`) that feed Go's two contention profiles: **mutex** (how long waiters were
+//! delayed, charged to the code that held the lock and released it: what to shorten) and
+//! **block** (how long threads waited, charged to the waiters; also condition variables
+//! and any call wrapped in [`sync::blocking`]). Only contended paths are instrumented; an
+//! uncontended lock costs what parking_lot's does. `.mutex()` and `.block()` guards
+//! record every event while active; [`runtime::mutex`] and [`runtime::block`] set Go's
+//! sampling fraction and rate.
 //!
 //! To run several profilers at once, use the lower level [`runtime`] module, which returns
 //! [`Profile`] values instead of writing files.
