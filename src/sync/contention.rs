@@ -242,6 +242,47 @@ pub(crate) fn delta(
 mod tests {
     use super::*;
 
+    fn total(which: Which) -> Values {
+        let (stacks, _) = snapshot(which);
+        stacks.iter().fold(Values::default(), |a, (_, v)| Values {
+            count: a.count + v.count,
+            delay: a.delay + v.delay,
+        })
+    }
+
+    #[test]
+    fn sampling_is_scaled_to_unbiased_totals() {
+        // Block: rate 1000 ns. Waits at or above the rate are recorded as they are; a
+        // 250 ns wait is kept with probability 1/4 as (4 contentions, 1000 ns).
+        let before = total(Which::Block);
+        let previous = set_block_rate(1000);
+        block_event(5000);
+        let after = total(Which::Block);
+        assert_eq!(after.count - before.count, 1.0);
+        assert_eq!(after.delay - before.delay, 5000.0);
+        for _ in 0..20_000 {
+            block_event(250);
+        }
+        let end = total(Which::Block);
+        set_block_rate(previous);
+        let (count, delay) = (end.count - after.count, end.delay - after.delay);
+        // Expected 20 000 contentions and 5 ms; ~5 000 samples: 1.2% noise, 5% allowed.
+        assert!((count / 20_000.0 - 1.0).abs() < 0.05, "{count}");
+        assert!((delay / 5_000_000.0 - 1.0).abs() < 0.05, "{delay}");
+
+        // Mutex: 1 in 4 events, each scaled by 4.
+        let before = total(Which::Mutex);
+        let previous = set_mutex_fraction(4);
+        for _ in 0..20_000 {
+            mutex_event(100);
+        }
+        let end = total(Which::Mutex);
+        set_mutex_fraction(previous);
+        let (count, delay) = (end.count - before.count, end.delay - before.delay);
+        assert!((count / 20_000.0 - 1.0).abs() < 0.05, "{count}");
+        assert!((delay / 2_000_000.0 - 1.0).abs() < 0.05, "{delay}");
+    }
+
     #[test]
     fn delta_subtracts_per_stack_and_drops_unchanged() {
         let v = |c, d| Values { count: c, delay: d };
