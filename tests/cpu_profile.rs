@@ -32,7 +32,9 @@ fn three_to_one_profile(dir: &std::path::Path) -> (Profile, f64) {
         "hot_three {hot} samples, cold_one {cold}, all {}",
         p.total("samples")
     );
-    assert!(hot + cold >= 100.0, "too few samples: {hot} + {cold}");
+    // ~190 expected; another process competing for the CPU costs the process-wide timer
+    // samples (issue 6), not the split.
+    assert!(hot + cold >= 80.0, "too few samples: {hot} + {cold}");
     (p, hot / (hot + cold))
 }
 
@@ -40,9 +42,10 @@ fn three_to_one_profile(dir: &std::path::Path) -> (Profile, f64) {
 fn guard_profile_shows_the_three_to_one_split() {
     let _s = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    // Once in about 30 runs on this kind of (shared, virtual) machine one run gave
-    // hot_three 95%: not reproduced since, cause unknown (see the closing note of issue
-    // 2). A second attempt is made and both are printed; two bad runs fail the test.
+    // Once, in CI, a run gave hot_three 95%. Reproduced only with another process
+    // competing for the CPU, with the old 10 ms / 30 ms phases: they alias with the
+    // tick-driven process timer. Phases are now 40 / 120 ms (72-76% with a competing
+    // process in 8 runs). A second attempt is still made; two bad runs fail the test.
     let (mut p, mut share) = three_to_one_profile(dir.path());
     if !(0.65..=0.85).contains(&share) {
         println!(

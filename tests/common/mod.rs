@@ -41,10 +41,12 @@ pub fn cold_one(d: Duration) -> u64 {
     black_box(burn(d))
 }
 
-/// Runs the 3:1 workload for about `total` of CPU time, interleaved in 40 ms rounds.
+/// Runs the 3:1 workload for about `total` of CPU time, interleaved in 160 ms rounds
+/// (phases spanning many sampling periods: with the CPU shared with another process,
+/// short phases alias with the tick-driven profiling timer and skew the split).
 pub fn three_to_one(total: Duration) -> u64 {
-    let unit = Duration::from_millis(10);
-    let rounds = (total.as_millis() / 40).max(1);
+    let unit = Duration::from_millis(40);
+    let rounds = (total.as_millis() / 160).max(1);
     let mut acc = 0;
     for _ in 0..rounds {
         acc ^= hot_three(unit);
