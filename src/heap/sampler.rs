@@ -230,9 +230,10 @@ fn draw(rate: usize) -> u64 {
 }
 
 /// Captures the current stack's return addresses, leaf first, with libgcc's unwinder (the
-/// fallback when the fast unwinder is unavailable or gives up). Does not allocate.
+/// fallback when the fast unwinder is unavailable or gives up; also for contention
+/// events). Does not allocate.
 #[inline(never)]
-fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
+pub(crate) fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
     let mut n = 0;
     // SAFETY: trace_unsynchronized is unsafe only because it does not take backtrace's
     // global lock; we never call it concurrently with something that needs that lock to

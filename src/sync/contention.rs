@@ -175,7 +175,7 @@ fn record(which: Which, values: Values) {
     let fast = UNWINDER.lock().as_mut().and_then(|u| u.capture(&mut stack));
     let n = match fast {
         Some(n) => n,
-        None => capture_slow(&mut stack),
+        None => crate::heap::sampler::capture_slow(&mut stack),
     };
     let mut t = table(which).lock();
     let len = t.stacks.len();
@@ -189,26 +189,6 @@ fn record(which: Which, values: Values) {
         }
         None => t.dropped += 1,
     }
-}
-
-/// libgcc's unwinder, where the fast one is unavailable or gives up.
-fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
-    let mut n = 0;
-    // SAFETY: `trace_unsynchronized` skips backtrace's global lock, which serializes
-    // tracing with backtrace's own symbolization; this crate never symbolizes through
-    // backtrace (it uses addr2line), and the callback does not unwind.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            let ip = frame.ip() as u64;
-            if ip == 0 {
-                return false;
-            }
-            stack[n] = ip;
-            n += 1;
-            n < MAX_DEPTH
-        });
-    }
-    n
 }
 
 /// A copy of a profile's stacks and values.
