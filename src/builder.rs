@@ -91,7 +91,9 @@ pub(crate) mod sealed {
         /// The kind of profile this mode records.
         fn kind(&self) -> ProfileKind;
         /// Checks the mode's options; runs before anything is started or created.
-        fn validate(&self) -> Result<(), Error>;
+        fn validate(&self) -> Result<(), Error> {
+            Ok(())
+        }
         /// Starts the profiler.
         fn start(&self) -> Result<Box<dyn Running>, Error>;
     }
@@ -173,29 +175,22 @@ struct ContentionRunning {
 }
 
 impl ContentionRunning {
-    fn start(which: crate::sync::contention::Which) -> ContentionRunning {
-        use crate::sync::contention::{self, Which};
-        let previous = match which {
-            Which::Mutex => contention::set_mutex_fraction(1),
-            Which::Block => contention::set_block_rate(1),
-        };
-        ContentionRunning {
+    fn start(which: crate::sync::contention::Which) -> Box<dyn sealed::Running> {
+        use crate::sync::contention;
+        Box::new(ContentionRunning {
             which,
-            previous,
+            previous: contention::set(which, 1),
             base: contention::snapshot(which).0,
             started: std::time::Instant::now(),
-        }
+        })
     }
 }
 
 impl sealed::Running for ContentionRunning {
     fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        use crate::sync::contention::{self, Which};
+        use crate::sync::contention;
         let (end, dropped) = contention::snapshot(self.which);
-        match self.which {
-            Which::Mutex => contention::set_mutex_fraction(self.previous),
-            Which::Block => contention::set_block_rate(self.previous),
-        };
+        contention::set(self.which, self.previous);
         let window = contention::delta(end, &self.base);
         crate::sys::contention::profile(
             self.which,
@@ -211,14 +206,10 @@ impl sealed::ModeImpl for mode::Mutex {
         ProfileKind::Mutex
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
     fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(Box::new(ContentionRunning::start(
+        Ok(ContentionRunning::start(
             crate::sync::contention::Which::Mutex,
-        )))
+        ))
     }
 }
 
@@ -227,14 +218,10 @@ impl sealed::ModeImpl for mode::Block {
         ProfileKind::Block
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
     fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(Box::new(ContentionRunning::start(
+        Ok(ContentionRunning::start(
             crate::sync::contention::Which::Block,
-        )))
+        ))
     }
 }
 

@@ -711,22 +711,32 @@ pub(crate) fn set_rate(rate: usize) -> usize {
     previous
 }
 
-/// (live samples, buckets used, dropped samples, slow stack captures, tables allocated).
-pub(crate) fn stats() -> (usize, usize, u64, u64, bool) {
+/// The tables' counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub live: usize,
+    pub buckets: usize,
+    pub dropped: u64,
+    pub slow_captures: u64,
+    /// The tables exist (their memory is reserved).
+    pub allocated: bool,
+}
+
+pub(crate) fn counters() -> Counters {
     let Some(t) = TABLES.get() else {
-        return (0, 0, 0, 0, false);
+        return Counters::default();
     };
     unrecorded(|| {
         let _lock = t.lock();
         // SAFETY: the lock is held.
         let inner = unsafe { &*t.inner.get() };
-        (
-            inner.live_count,
-            inner.used_buckets,
-            inner.dropped,
-            inner.slow_captures,
-            true,
-        )
+        Counters {
+            live: inner.live_count,
+            buckets: inner.used_buckets,
+            dropped: inner.dropped,
+            slow_captures: inner.slow_captures,
+            allocated: true,
+        }
     })
 }
 

@@ -91,14 +91,18 @@ pub struct HeapStats {
 
 /// The heap profiler's own state and memory (cheap: copies counters only).
 pub fn stats() -> HeapStats {
-    let s = sampler::stats();
+    let c = sampler::counters();
     HeapStats {
         rate: sampler::rate(),
-        live_samples: s.0,
-        buckets: s.1,
-        dropped_samples: s.2,
-        slow_stack_captures: s.3,
-        reserved_bytes: if s.4 { sampler::reserved_bytes() } else { 0 },
+        live_samples: c.live,
+        buckets: c.buckets,
+        dropped_samples: c.dropped,
+        slow_stack_captures: c.slow_captures,
+        reserved_bytes: if c.allocated {
+            sampler::reserved_bytes()
+        } else {
+            0
+        },
         max_live_samples: sampler::MAX_LIVE,
         max_buckets: sampler::MAX_BUCKETS,
     }

@@ -93,6 +93,15 @@ pub(crate) fn set_mutex_fraction(n: u64) -> u64 {
     previous
 }
 
+/// Sets the mutex fraction or the block rate, whichever `which` names; returns the
+/// previous value.
+pub(crate) fn set(which: Which, value: u64) -> u64 {
+    match which {
+        Which::Mutex => set_mutex_fraction(value),
+        Which::Block => set_block_rate(value),
+    }
+}
+
 pub(crate) fn mutex_fraction() -> u64 {
     MUTEX_FRACTION.load(Ordering::Relaxed)
 }
