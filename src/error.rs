@@ -20,6 +20,12 @@ pub enum ProfileKind {
     Mutex,
     /// Time spent waiting, charged to the waiters, `block.pb.gz`.
     Block,
+    /// Every thread's stack at one moment (Go's goroutine profile), `threads.pb.gz`.
+    Threads,
+    /// Every thread sampled over wall-clock time, running or waiting, `clock.pb.gz`.
+    Clock,
+    /// Where threads were created, `threadcreate.pb.gz` (cargo feature `threadcreate`).
+    ThreadCreate,
 }
 
 impl ProfileKind {
@@ -31,6 +37,9 @@ impl ProfileKind {
             ProfileKind::Allocs => "allocs",
             ProfileKind::Mutex => "mutex",
             ProfileKind::Block => "block",
+            ProfileKind::Threads => "threads",
+            ProfileKind::Clock => "clock",
+            ProfileKind::ThreadCreate => "threadcreate",
         }
     }
 
@@ -42,6 +51,9 @@ impl ProfileKind {
             ProfileKind::Allocs => "allocs.pb.gz",
             ProfileKind::Mutex => "mutex.pb.gz",
             ProfileKind::Block => "block.pb.gz",
+            ProfileKind::Threads => "threads.pb.gz",
+            ProfileKind::Clock => "clock.pb.gz",
+            ProfileKind::ThreadCreate => "threadcreate.pb.gz",
         }
     }
 }
@@ -108,6 +120,17 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+
+    /// Every real-time signal that stack capture could use already has a handler.
+    #[error(
+        "profile: no free real-time signal for capturing thread stacks: signals {first}..={last} all have handlers"
+    )]
+    NoFreeSignal {
+        /// The first signal tried.
+        first: i32,
+        /// The last signal tried.
+        last: i32,
     },
 
     /// The CPU sampler (the `pprof` crate) refused to start or to report.

@@ -49,6 +49,17 @@ pub(crate) trait Resolve {
 
 type SampleKey = (Vec<u64>, Vec<Label>);
 
+/// Now, in nanoseconds since the Unix epoch (a profile's `time_nanos`).
+pub(crate) fn now_nanos() -> i64 {
+    nanos_since_epoch(std::time::SystemTime::now())
+}
+
+/// `t` in nanoseconds since the Unix epoch; 0 before it.
+pub(crate) fn nanos_since_epoch(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 /// Builds one profile; see the module docs.
 pub(crate) struct ProfileBuilder<'r> {
     resolver: &'r mut dyn Resolve,

@@ -4,6 +4,17 @@
 //! profiler per process.
 
 pub mod block;
+pub mod clock;
 pub mod cpu;
 pub mod heap;
 pub mod mutex;
+pub mod threads;
+
+/// The process's command-line arguments, the program first (what Go's
+/// `/debug/pprof/cmdline` serves, joined by NUL bytes). Arguments that are not valid
+/// UTF-8 are converted lossily.
+pub fn cmdline() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}

@@ -66,3 +66,40 @@ pub(crate) mod contention {
         })
     }
 }
+
+/// Thread dumps.
+pub(crate) mod threads {
+    use crate::Error;
+    use crate::runtime::threads::Snapshot;
+
+    pub(crate) fn snapshot() -> Result<Snapshot, Error> {
+        Err(Error::Unsupported {
+            what: "thread dumps",
+        })
+    }
+}
+
+/// Wall-clock sampling.
+pub(crate) mod clock {
+    use crate::Error;
+    use crate::profile::Profile;
+
+    /// Never constructed on this platform.
+    pub(crate) struct Sampler(());
+
+    impl Sampler {
+        pub(crate) fn start(_hz: u32) -> Result<Sampler, Error> {
+            Err(Error::Unsupported {
+                what: "wall-clock profiling",
+            })
+        }
+
+        pub(crate) fn discard(self) {}
+
+        pub(crate) fn stop(self) -> Result<Profile, Error> {
+            Err(Error::Unsupported {
+                what: "wall-clock profiling",
+            })
+        }
+    }
+}

@@ -5,7 +5,7 @@ use crate::profile::builder::ProfileBuilder;
 use crate::profile::{Profile, ValueType};
 use crate::sync::contention::{MAX_STACKS, Values, Which};
 
-use super::symbolize::Symbolizer;
+use super::symbolize;
 use super::trim;
 
 /// Frames of the instrumented locks and of the recording itself.
@@ -32,7 +32,7 @@ pub(crate) fn profile(
     dropped: u64,
     duration_nanos: Option<i64>,
 ) -> Result<Profile, crate::Error> {
-    let mut symbolizer = Symbolizer::new();
+    let mut symbolizer = symbolize::shared();
     let trimmed: Vec<(Vec<u64>, [i64; 2])> = stacks
         .iter()
         .map(|(stack, v)| {
@@ -44,7 +44,7 @@ pub(crate) fn profile(
         })
         .collect();
     let mut b = ProfileBuilder::new(
-        &mut symbolizer,
+        &mut *symbolizer,
         vec![
             ValueType::new("contentions", "count"),
             ValueType::new("delay", "nanoseconds"),
@@ -56,9 +56,7 @@ pub(crate) fn profile(
     let header = b.header();
     header.period_type = Some(ValueType::new("contentions", "count"));
     header.period = 1;
-    header.time_nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
+    header.time_nanos = crate::profile::builder::now_nanos();
     if let Some(d) = duration_nanos {
         header.duration_nanos = d;
     }

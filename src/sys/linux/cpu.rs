@@ -5,13 +5,12 @@
 //! here. Its stacks start inside the handler, so the frames up to and including the
 //! signal trampoline are cut off before symbolization (see [`trim_handler_frames`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Error;
-use crate::profile::builder::ProfileBuilder;
+use crate::profile::builder::{ProfileBuilder, nanos_since_epoch};
 use crate::profile::{Label, LabelValue, Profile, ValueType};
 
-use super::symbolize::Symbolizer;
+use super::symbolize::{self, Symbolizer};
 
 /// A running CPU sampler.
 pub(crate) struct Sampler {
@@ -46,7 +45,7 @@ impl Sampler {
         drop(self.guard);
         let report = report.map_err(sampler_error)?;
 
-        let mut symbolizer = Symbolizer::new();
+        let mut symbolizer = symbolize::shared();
         let period = 1_000_000_000 / i64::from(self.hz);
         let mut stacks = Vec::with_capacity(report.data.len());
         for (frames, count) in &report.data {
@@ -71,7 +70,7 @@ impl Sampler {
         }
 
         let mut b = ProfileBuilder::new(
-            &mut symbolizer,
+            &mut *symbolizer,
             vec![
                 ValueType::new("samples", "count"),
                 ValueType::new("cpu", "nanoseconds"),
@@ -87,12 +86,6 @@ impl Sampler {
         header.duration_nanos = report.timing.duration.as_nanos() as i64;
         Ok(b.finish())
     }
-}
-
-fn nanos_since_epoch(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// Where the interrupted code's frames start in a stack the `pprof` crate captured, and

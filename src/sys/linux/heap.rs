@@ -5,7 +5,7 @@ use crate::heap::sampler::{self, Snapshot};
 use crate::profile::builder::ProfileBuilder;
 use crate::profile::{Label, LabelValue, Profile, ValueType};
 
-use super::symbolize::Symbolizer;
+use super::symbolize;
 use super::trim;
 
 /// Frames of the allocation machinery, trimmed from the top (leaf end) of heap stacks so
@@ -42,7 +42,7 @@ pub(crate) fn is_allocator_internal(name: &str) -> bool {
 
 /// Builds the heap profile (`allocs_default`: the allocs file, which opens on alloc_space).
 pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, crate::Error> {
-    let mut symbolizer = Symbolizer::new();
+    let mut symbolizer = symbolize::shared();
     let mut stacks = Vec::with_capacity(snap.buckets.len());
     for b in &snap.buckets {
         let stack = &b.stack[..b.depth as usize];
@@ -57,7 +57,7 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
         ));
     }
     let mut b = ProfileBuilder::new(
-        &mut symbolizer,
+        &mut *symbolizer,
         vec![
             ValueType::new("alloc_objects", "count"),
             ValueType::new("alloc_space", "bytes"),
@@ -78,9 +78,7 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
     let header = b.header();
     header.period_type = Some(ValueType::new("space", "bytes"));
     header.period = snap.rate as i64;
-    header.time_nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
+    header.time_nanos = crate::profile::builder::now_nanos();
     if allocs_default {
         header.default_sample_type = Some("alloc_space".into());
     }

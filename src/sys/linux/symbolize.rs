@@ -5,6 +5,7 @@
 //!
 //! Runs on an ordinary thread when a profile is written, never in a signal handler.
 
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
@@ -211,6 +212,25 @@ fn placement(entry: &MapEntry, segments: &[Segment], rebase: bool) -> (u64, u64,
             (start - bias, entry.end - bias, off, bias)
         }
     }
+}
+
+/// The process-wide symbolizer, kept while no object is loaded or unloaded: the DWARF of
+/// the executable and libraries is opened and parsed once, not for every profile written
+/// (a thread dump of a debug build took 300 ms, 250 of them reloading DWARF). Only
+/// ordinary threads take this lock.
+static SHARED: Mutex<Option<((u64, u64), Symbolizer)>> = Mutex::new(None);
+
+/// The shared symbolizer, rebuilt first if the loaded objects changed since it was made.
+pub(crate) fn shared() -> MappedMutexGuard<'static, Symbolizer> {
+    let generation = super::objects::generation();
+    let mut slot = SHARED.lock();
+    if !matches!(&*slot, Some((g, _)) if *g == generation) {
+        *slot = Some((generation, Symbolizer::new()));
+    }
+    MutexGuard::map(slot, |s| match s {
+        Some((_, symbolizer)) => symbolizer,
+        None => unreachable!("set just above"),
+    })
 }
 
 /// Symbolizes addresses of the current process; caches every object and every address.

@@ -1,0 +1,113 @@
+//! Wall-clock profiling: every thread sampled at a fixed rate of real time, whether it
+//! runs or waits (pkg/profile's ClockProfile, Go's fgprof). Where CPU profiles show what
+//! burns CPU, this shows where the time goes while threads sleep, wait for locks or
+//! block in I/O.
+//!
+//! ```no_run
+//! # fn work() {}
+//! let profiler = profile::runtime::clock::start(99)?;
+//! work();
+//! let profile = profiler.stop()?;
+//! println!("{} ms of thread time", profile.total("time") / 1_000_000);
+//! # Ok::<(), profile::Error>(())
+//! ```
+//!
+//! A background thread (`profile-clock`) wakes `hz` times a second, lists the threads and
+//! captures each one's stack with the signal-based capture of [`super::threads`]. Each
+//! sample weighs the wall time since the previous round, so `time/nanoseconds` adds up to
+//! (threads × seconds) even when a round runs late. Sample types: `samples/count`,
+//! `time/nanoseconds`; period type `wall/nanoseconds`; labels `thread_name` and
+//! `thread_id`. Threads that could not be asked (signal blocked, stopped) are counted in
+//! the profile's comments, not hidden.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{Error, Profile, ProfileKind, sys};
+
+/// The default rate: 99 Hz, off the beat of timers that fire at round rates.
+pub const DEFAULT_FREQUENCY: u32 = 99;
+/// The highest rate accepted: each round interrupts every thread once.
+pub const MAX_FREQUENCY: u32 = 1000;
+
+/// Set while a clock profiler runs (one per process).
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Checks a frequency without starting anything.
+pub(crate) fn validate(hz: u32) -> Result<(), Error> {
+    if hz == 0 || hz > MAX_FREQUENCY {
+        return Err(Error::InvalidFrequency {
+            hz,
+            max: MAX_FREQUENCY,
+        });
+    }
+    Ok(())
+}
+
+/// Starts sampling every thread `hz` times per wall-clock second.
+///
+/// Errors: [`Error::InvalidFrequency`] for 0 or more than [`MAX_FREQUENCY`],
+/// [`Error::AlreadyActive`] if a clock profile is running, [`Error::NoFreeSignal`],
+/// [`Error::Unsupported`] off Linux (x86_64, aarch64).
+pub fn start(hz: u32) -> Result<ClockProfiler, Error> {
+    validate(hz)?;
+    if IN_USE
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Err(Error::AlreadyActive {
+            mode: ProfileKind::Clock,
+        });
+    }
+    match sys::clock::Sampler::start(hz) {
+        Ok(sampler) => Ok(ClockProfiler {
+            sampler: Some(sampler),
+            hz,
+        }),
+        Err(e) => {
+            IN_USE.store(false, Ordering::Release);
+            Err(e)
+        }
+    }
+}
+
+/// A running wall-clock profiler. [`stop`](ClockProfiler::stop) returns the profile;
+/// dropping it stops sampling and discards the samples.
+#[must_use = "dropping a ClockProfiler stops it and discards its samples; call .stop()"]
+pub struct ClockProfiler {
+    sampler: Option<sys::clock::Sampler>,
+    hz: u32,
+}
+
+impl std::fmt::Debug for ClockProfiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClockProfiler")
+            .field("frequency", &self.hz)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClockProfiler {
+    /// The sampling frequency in Hz.
+    pub fn frequency(&self) -> u32 {
+        self.hz
+    }
+
+    /// Stops sampling and returns the symbolized profile.
+    pub fn stop(mut self) -> Result<Profile, Error> {
+        let result = match self.sampler.take() {
+            Some(s) => s.stop(),
+            None => Ok(Profile::default()),
+        };
+        IN_USE.store(false, Ordering::Release);
+        result
+    }
+}
+
+impl Drop for ClockProfiler {
+    fn drop(&mut self) {
+        if let Some(s) = self.sampler.take() {
+            s.discard();
+            IN_USE.store(false, Ordering::Release);
+        }
+    }
+}

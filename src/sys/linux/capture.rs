@@ -1,0 +1,552 @@
+//! Signal-based stack capture: interrupt one chosen thread with a dedicated real-time
+//! signal (`tgkill`), walk its stack inside the signal handler, in its own context, and
+//! hand the frames back through a preallocated slot. Thread dumps and wall-clock profiles
+//! are built on it.
+//!
+//! # Layering rule
+//!
+//! [`handler`] and everything it calls runs in a signal handler that may have
+//! interrupted any code at all — `malloc`, the dynamic loader, another unwinder, a lock
+//! holder: it must not allocate, must not take a lock (not even one of ours), must not
+//! format or log, and must not call `dl_iterate_phdr` or read a loaded object's memory
+//! (a concurrent `dlclose` may unmap it). What it may do: atomics, `gettid`,
+//! `clock_gettime`, `futex` wake, reads of the interrupted thread's own stack within
+//! bounds taken beforehand, and framehop's CFI evaluation with the
+//! `MustNotAllocateDuringUnwind` policy over *copies* of every object's `.eh_frame_hdr`
+//! and `.eh_frame` made by the requesting thread.
+//!
+//! # Protocol
+//!
+//! One request at a time (the requester holds [`CORE`]). `STATE` holds a sequence number
+//! and a phase:
+//!
+//! ```text
+//!            requester                 handler (target thread)
+//!   Idle/Done ──store──▶ Requested ──CAS──▶ Claimed ──store──▶ Done ──▶ (requester reads)
+//!                            │
+//!                            └─CAS (timeout)──▶ Idle     (a late handler then finds no
+//!                                                          request and returns)
+//! ```
+//!
+//! The slot's contents belong to the requester except between `Claimed` and `Done`, when
+//! they belong to the one handler that won the CAS. A requester never touches the slot
+//! while the phase is `Claimed`: a handler that claimed a request and then stalls (its
+//! thread stopped by a debugger) makes captures report [`Miss::Busy`] until it finishes,
+//! instead of racing with it. A handler also checks that it runs on the requested thread,
+//! so a stale signal (queued while the thread blocked it) cannot claim someone else's
+//! request.
+
+use std::cell::UnsafeCell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use framehop::{FrameAddress, Unwinder};
+use nix::libc;
+use parking_lot::{Mutex, MutexGuard};
+
+use super::objects;
+use crate::Error;
+
+/// The deepest stack recorded; deeper ones are cut (marked incomplete).
+pub(crate) const MAX_FRAMES: usize = 128;
+
+/// The first real-time signal tried, as an offset from `SIGRTMIN`: the lowest few are the
+/// ones other libraries reach for first.
+const FIRST_SIGNAL_OFFSET: i32 = 8;
+
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    use framehop::MustNotAllocateDuringUnwind;
+    use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+    use nix::libc;
+
+    pub(super) const SUPPORTED: bool = true;
+    pub(super) type Unwinder = UnwinderX86_64<Vec<u8>, MustNotAllocateDuringUnwind>;
+    pub(super) type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
+    pub(super) type Regs = UnwindRegsX86_64;
+
+    /// The interrupted context's (pc, sp, unwind registers).
+    ///
+    /// # Safety
+    ///
+    /// `uc` is the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
+    pub(super) unsafe fn context(uc: *const libc::ucontext_t) -> Option<(u64, u64, Regs)> {
+        // SAFETY: per the function's contract, `uc` is valid for reads.
+        let g = unsafe { &(*uc).uc_mcontext.gregs };
+        let reg = |r: libc::c_int| g[r as usize] as u64;
+        let (ip, sp, bp) = (reg(libc::REG_RIP), reg(libc::REG_RSP), reg(libc::REG_RBP));
+        Some((ip, sp, UnwindRegsX86_64::new(ip, sp, bp)))
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    use framehop::MustNotAllocateDuringUnwind;
+    use framehop::aarch64::{CacheAarch64, UnwindRegsAarch64, UnwinderAarch64};
+    use nix::libc;
+
+    pub(super) const SUPPORTED: bool = true;
+    pub(super) type Unwinder = UnwinderAarch64<Vec<u8>, MustNotAllocateDuringUnwind>;
+    pub(super) type Cache = CacheAarch64<MustNotAllocateDuringUnwind>;
+    pub(super) type Regs = UnwindRegsAarch64;
+
+    /// The interrupted context's (pc, sp, unwind registers).
+    ///
+    /// # Safety
+    ///
+    /// `uc` is the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
+    pub(super) unsafe fn context(uc: *const libc::ucontext_t) -> Option<(u64, u64, Regs)> {
+        // SAFETY: per the function's contract, `uc` is valid for reads.
+        let m = unsafe { &(*uc).uc_mcontext };
+        let (pc, sp, fp, lr) = (m.pc, m.sp, m.regs[29], m.regs[30]);
+        Some((pc, sp, UnwindRegsAarch64::new(lr, sp, fp)))
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod arch {
+    use framehop::MustNotAllocateDuringUnwind;
+    use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+    use nix::libc;
+
+    pub(super) const SUPPORTED: bool = false;
+    pub(super) type Unwinder = UnwinderX86_64<Vec<u8>, MustNotAllocateDuringUnwind>;
+    pub(super) type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
+    pub(super) type Regs = UnwindRegsX86_64;
+
+    /// Never called: no capturer is created on this architecture.
+    pub(super) unsafe fn context(_uc: *const libc::ucontext_t) -> Option<(u64, u64, Regs)> {
+        None
+    }
+}
+
+/// Why a thread's stack was not captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// The thread blocks the capture signal (its `SigBlk` mask has it).
+    SignalBlocked,
+    /// The signal was sent but the handler did not run in time (the thread is in
+    /// uninterruptible sleep, stopped, or exiting).
+    NoAnswer,
+    /// The thread no longer exists.
+    Exited,
+    /// An earlier capture's handler has not finished; the slot cannot be reused yet.
+    Busy,
+    /// The thread is stopped (job control or a debugger): it runs no handler until it
+    /// continues, so it was not asked.
+    Stopped,
+    /// The whole dump's time budget ran out before this thread's turn.
+    Deadline,
+}
+
+impl Miss {
+    /// Why, in a few words (for dumps and profile comments).
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Miss::SignalBlocked => "the thread blocks the capture signal",
+            Miss::NoAnswer => "no answer in time",
+            Miss::Exited => "the thread exited",
+            Miss::Busy => "an earlier capture has not finished",
+            Miss::Stopped => "the thread is stopped",
+            Miss::Deadline => "the dump ran out of time before this thread",
+        }
+    }
+}
+
+/// A captured stack: the interrupted instruction first, then return addresses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Captured<'a> {
+    /// Leaf first; the first address is exact (not a return address).
+    pub frames: &'a [u64],
+    /// False when the walk stopped early (unknown code, no unwind info, too deep).
+    pub complete: bool,
+    /// Time the target spent in the handler, in nanoseconds.
+    pub handler_nanos: u64,
+}
+
+// Phases of `STATE` (its low two bits); the rest is a sequence number.
+const IDLE: u32 = 0;
+const REQUESTED: u32 = 1;
+const CLAIMED: u32 = 2;
+const DONE: u32 = 3;
+
+fn phase(state: u32) -> u32 {
+    state & 3
+}
+
+static STATE: AtomicU32 = AtomicU32::new(IDLE);
+/// The thread a request is for.
+static TARGET: AtomicI32 = AtomicI32::new(0);
+/// The signal our handler is installed on; 0 before installation.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Held by the one requester.
+static CORE: Mutex<()> = Mutex::new(());
+/// The slot; see the module docs for who may touch it when.
+static SLOT: OnceLock<Shared> = OnceLock::new();
+
+struct Slot {
+    unwinder: arch::Unwinder,
+    cache: arch::Cache,
+    /// The loader generation `unwinder` was built for.
+    generation: (u64, u64),
+    /// Sorted readable and writable mappings (where stacks live): the handler reads a
+    /// stack only inside the mapping its stack pointer is in.
+    writable: Vec<(u64, u64)>,
+    frames: [u64; MAX_FRAMES],
+    len: usize,
+    complete: bool,
+    handler_nanos: u64,
+}
+
+struct Shared(UnsafeCell<Slot>);
+
+// SAFETY: access to the slot is serialized by the protocol in the module docs: the
+// requester (holding CORE) while the phase is not CLAIMED, the one claiming handler while
+// it is.
+unsafe impl Sync for Shared {}
+
+fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec passed; it is async-signal-safe. It cannot
+    // fail for CLOCK_MONOTONIC with a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32; the return value (the number woken) is
+    // of no use here.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+/// Sleeps while `word == expected`, at most `timeout`. Returns on a wake-up, a timeout, a
+/// signal or a changed value alike (EAGAIN, ETIMEDOUT, EINTR): callers re-check the word.
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The signal handler. See the layering rule in the module docs.
+extern "C" fn handler(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: __errno_location returns this thread's errno; saved and restored so the
+    // interrupted code does not see our syscalls' errors.
+    let errno = unsafe { *libc::__errno_location() };
+    let state = STATE.load(Ordering::Acquire);
+    if phase(state) == REQUESTED
+        && TARGET.load(Ordering::Relaxed) == gettid()
+        && let Some(shared) = SLOT.get()
+        && STATE
+            .compare_exchange(
+                state,
+                state - REQUESTED + CLAIMED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        let start = monotonic_nanos();
+        // SAFETY: we won the CAS to CLAIMED: the slot is ours until we store DONE (module
+        // docs). `uc` is the context the kernel passed to this SA_SIGINFO handler.
+        unsafe {
+            let slot = &mut *shared.0.get();
+            slot.walk(uc.cast());
+            slot.handler_nanos = monotonic_nanos().saturating_sub(start);
+        }
+        STATE.store(state - REQUESTED + DONE, Ordering::Release);
+        futex_wake(&STATE);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+impl Slot {
+    fn new() -> Slot {
+        let mut slot = Slot {
+            unwinder: arch::Unwinder::new(),
+            cache: arch::Cache::new_in(),
+            generation: (u64::MAX, u64::MAX),
+            writable: Vec::new(),
+            frames: [0; MAX_FRAMES],
+            len: 0,
+            complete: false,
+            handler_nanos: 0,
+        };
+        slot.refresh_modules();
+        slot
+    }
+
+    /// Rebuilds the module list when objects were loaded or unloaded. The unwind sections
+    /// are copied, so a later `dlclose` cannot pull them from under a handler.
+    fn refresh_modules(&mut self) {
+        let generation = objects::generation();
+        if generation == self.generation {
+            return;
+        }
+        let mut unwinder = arch::Unwinder::new();
+        for l in &objects::list() {
+            if let Some(m) = objects::module(l, <[u8]>::to_vec) {
+                unwinder.add_module(m);
+            }
+        }
+        self.unwinder = unwinder;
+        self.cache = arch::Cache::new_in();
+        self.generation = generation;
+    }
+
+    /// Re-reads the writable mappings from /proc/self/maps.
+    fn refresh_writable(&mut self) {
+        self.writable.clear();
+        let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for line in text.lines() {
+            let mut fields = line.split_ascii_whitespace();
+            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if !perms.starts_with("rw") {
+                continue;
+            }
+            if let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
+            {
+                self.writable.push((a, b));
+            }
+        }
+        self.writable.sort_unstable();
+    }
+
+    /// Walks the stack of the interrupted context into `frames`. Runs in the handler.
+    ///
+    /// # Safety
+    ///
+    /// `uc` is the context passed to the handler, and the caller owns the slot.
+    unsafe fn walk(&mut self, uc: *const libc::ucontext_t) {
+        self.len = 0;
+        self.complete = false;
+        // SAFETY: per the function's contract.
+        let Some((pc, sp, regs)) = (unsafe { arch::context(uc) }) else {
+            return;
+        };
+        // The mapping holding the stack pointer bounds every read.
+        let i = self.writable.partition_point(|&(start, _)| start <= sp);
+        let (lo, hi) = match i.checked_sub(1).map(|i| self.writable[i]) {
+            Some((lo, hi)) if sp < hi => (lo, hi),
+            _ => (0, 0),
+        };
+        let mut read_stack = |addr: u64| {
+            if addr < lo || addr.saturating_add(8) > hi || !addr.is_multiple_of(8) {
+                return Err(());
+            }
+            // SAFETY: an aligned address inside the readable, writable mapping that holds
+            // this thread's stack (listed before the request; a live thread's stack stays
+            // mapped while it runs this handler).
+            Ok(unsafe { (addr as *const u64).read_volatile() })
+        };
+        let mut iter = self
+            .unwinder
+            .iter_frames(pc, regs, &mut self.cache, &mut read_stack);
+        loop {
+            match iter.next() {
+                Ok(Some(frame)) => {
+                    if self.len == MAX_FRAMES {
+                        return;
+                    }
+                    self.frames[self.len] = match frame {
+                        FrameAddress::InstructionPointer(a) => a,
+                        FrameAddress::ReturnAddress(a) => a.get(),
+                    };
+                    self.len += 1;
+                }
+                Ok(None) => {
+                    self.complete = true;
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Installs the handler on the first free real-time signal (once per process).
+fn install() -> Result<i32, Error> {
+    static INSTALLED: OnceLock<Result<i32, (i32, i32)>> = OnceLock::new();
+    let result = *INSTALLED.get_or_init(|| {
+        let (first, last) = (libc::SIGRTMIN() + FIRST_SIGNAL_OFFSET, libc::SIGRTMAX());
+        for signal in first..=last {
+            // SAFETY: sigaction with a null new action only reads the current one into
+            // `old`, a zeroed, valid sigaction.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } != 0
+                || old.sa_sigaction != libc::SIG_DFL
+            {
+                continue;
+            }
+            // SAFETY: a zeroed sigaction is valid; the fields are set below.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = handler as *const () as libc::sighandler_t;
+            // SA_RESTART: reads, writes and waits of the interrupted thread resume.
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            // SAFETY: an empty mask for a valid sigset_t; then installs a handler that
+            // follows the layering rule.
+            let installed = unsafe {
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(signal, &action, std::ptr::null_mut())
+            };
+            if installed == 0 {
+                SIGNAL.store(signal, Ordering::Release);
+                return Ok(signal);
+            }
+        }
+        Err((first, last))
+    });
+    result.map_err(|(first, last)| Error::NoFreeSignal { first, last })
+}
+
+/// The signal used for captures, if installed.
+pub(crate) fn signal() -> Option<i32> {
+    match SIGNAL.load(Ordering::Acquire) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// The one requester of captures; holding it excludes every other.
+pub(crate) struct Capturer {
+    _core: MutexGuard<'static, ()>,
+    shared: &'static Shared,
+    signal: i32,
+    pid: i32,
+}
+
+impl Capturer {
+    /// Installs the handler if needed and waits for other requesters to finish. The
+    /// caller should [`refresh`](Capturer::refresh) after listing the threads it will ask
+    /// for and before asking.
+    pub(crate) fn new() -> Result<Capturer, Error> {
+        if !arch::SUPPORTED {
+            return Err(Error::Unsupported {
+                what: "capturing other threads' stacks on this architecture",
+            });
+        }
+        let signal = install()?;
+        let core = CORE.lock();
+        let shared = SLOT.get_or_init(|| Shared(UnsafeCell::new(Slot::new())));
+        Ok(Capturer {
+            _core: core,
+            shared,
+            signal,
+            pid: std::process::id() as i32,
+        })
+    }
+
+    /// The slot, if no late handler owns it.
+    fn slot(&mut self) -> Option<&mut Slot> {
+        if phase(STATE.load(Ordering::Acquire)) == CLAIMED {
+            return None;
+        }
+        // SAFETY: we hold CORE and the phase is not CLAIMED, so no handler can own the
+        // slot until we store REQUESTED (module docs).
+        Some(unsafe { &mut *self.shared.0.get() })
+    }
+
+    /// Re-reads the loaded objects (if any changed) and the stack mappings. Call it after
+    /// listing the threads to capture: a thread's stack must be mapped when this runs.
+    pub(crate) fn refresh(&mut self) {
+        if let Some(slot) = self.slot() {
+            slot.refresh_modules();
+            slot.refresh_writable();
+        }
+    }
+
+    /// Captures thread `tid`'s stack, waiting at most `timeout` for its handler.
+    pub(crate) fn capture(&mut self, tid: i32, timeout: Duration) -> Result<Captured<'_>, Miss> {
+        let deadline = Instant::now() + timeout;
+        // A late handler still owns the slot: give it the same time to finish.
+        loop {
+            let state = STATE.load(Ordering::Acquire);
+            if phase(state) != CLAIMED {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Miss::Busy);
+            }
+            futex_wait(&STATE, state, left);
+        }
+        let request = (STATE.load(Ordering::Acquire) & !3).wrapping_add(4) | REQUESTED;
+        TARGET.store(tid, Ordering::Relaxed);
+        STATE.store(request, Ordering::Release);
+        // SAFETY: tgkill with our pid, a tid and a valid signal; failure is checked.
+        let sent = unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, self.signal) };
+        if sent != 0 {
+            let _ = STATE.compare_exchange(
+                request,
+                request - REQUESTED + IDLE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            return Err(Miss::Exited);
+        }
+        let done = request - REQUESTED + DONE;
+        // Once claimed, a handler gets this much longer than `timeout` to finish.
+        let grace = deadline + timeout.max(Duration::from_millis(100));
+        loop {
+            let state = STATE.load(Ordering::Acquire);
+            if state == done {
+                break;
+            }
+            let now = Instant::now();
+            if state == request && now >= deadline {
+                match STATE.compare_exchange(
+                    request,
+                    request - REQUESTED + IDLE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return Err(Miss::NoAnswer),
+                    Err(_) => continue, // claimed (or done) in the meantime
+                }
+            }
+            if now >= grace {
+                return Err(Miss::NoAnswer); // claimed and stalled: slot stays busy
+            }
+            let until = if state == request { deadline } else { grace };
+            futex_wait(&STATE, state, until.saturating_duration_since(now));
+        }
+        // SAFETY: the phase is DONE and we hold CORE: the slot is ours again.
+        let slot = unsafe { &*self.shared.0.get() };
+        Ok(Captured {
+            frames: &slot.frames[..slot.len],
+            complete: slot.complete,
+            handler_nanos: slot.handler_nanos,
+        })
+    }
+}

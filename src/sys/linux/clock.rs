@@ -1,0 +1,174 @@
+//! The wall-clock sampler thread: every round, list the threads and capture each one's
+//! stack (see [`super::capture`]); at stop, symbolize into a profile.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::capture::{self, Capturer, Miss};
+use super::symbolize;
+use super::tasks;
+use super::threads::precheck;
+use crate::Error;
+use crate::profile::builder::{ProfileBuilder, now_nanos};
+use crate::profile::{Label, LabelValue, Profile, ValueType};
+
+/// What the sampler thread collected.
+#[derive(Default)]
+struct Collected {
+    /// (stack, tid) → (samples, nanoseconds).
+    samples: HashMap<(Vec<u64>, i32), (i64, i64)>,
+    /// Names by tid (the last seen).
+    names: HashMap<i32, String>,
+    /// Threads not sampled, by reason.
+    misses: HashMap<&'static str, u64>,
+    /// Rounds in which the thread list could not be read.
+    failed_rounds: u64,
+    rounds: u64,
+}
+
+/// A running sampler thread.
+pub(crate) struct Sampler {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Collected>,
+    hz: u32,
+    started: Instant,
+    start_nanos: i64,
+}
+
+impl Sampler {
+    pub(crate) fn start(hz: u32) -> Result<Sampler, Error> {
+        // Fail here, not on the sampler thread, if no signal can be had.
+        drop(Capturer::new()?);
+        let (stop, rx) = mpsc::channel();
+        let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
+        let thread = std::thread::Builder::new()
+            .name("profile-clock".into())
+            .spawn(move || run(&rx, period))
+            .map_err(|e| Error::io("the profile-clock thread", e))?;
+        Ok(Sampler {
+            stop,
+            thread,
+            hz,
+            started: Instant::now(),
+            start_nanos: now_nanos(),
+        })
+    }
+
+    /// Stops the thread and drops what it collected.
+    pub(crate) fn discard(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+
+    pub(crate) fn stop(self) -> Result<Profile, Error> {
+        let _ = self.stop.send(());
+        let duration = self.started.elapsed();
+        let collected = self.thread.join().unwrap_or_default();
+        Ok(build(&collected, self.hz, self.start_nanos, duration))
+    }
+}
+
+/// The sampler thread's loop: one round per period until told to stop.
+fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { nix::libc::gettid() };
+    let mut c = Collected::default();
+    let mut last = Instant::now();
+    let mut next = last + period;
+    // A thread gets at most one period to answer (and never more than 50 ms).
+    let timeout = period.min(Duration::from_millis(50));
+    loop {
+        match stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return c,
+        }
+        let now = Instant::now();
+        // Each sample stands for the wall time since the previous round.
+        let weight = now.duration_since(last).as_nanos() as i64;
+        last = now;
+        next += period;
+        if next < now {
+            next = now + period; // rounds missed while we were late are not made up
+        }
+        c.rounds += 1;
+        let Ok(tasks) = tasks::list() else {
+            c.failed_rounds += 1;
+            continue;
+        };
+        let Ok(mut capturer) = Capturer::new() else {
+            c.failed_rounds += 1;
+            continue;
+        };
+        let signal = capture::signal().unwrap_or(0);
+        capturer.refresh();
+        for task in tasks.iter().filter(|t| t.tid != me) {
+            let result = match precheck(task, signal) {
+                Some(miss) => Err(miss),
+                None => capturer.capture(task.tid, timeout).map(|s| s.frames.to_vec()),
+            };
+            match result {
+                Ok(stack) => {
+                    let v = c.samples.entry((stack, task.tid)).or_default();
+                    v.0 += 1;
+                    v.1 += weight;
+                    if c.names.get(&task.tid) != Some(&task.name) {
+                        c.names.insert(task.tid, task.name.clone());
+                    }
+                }
+                // A thread that exited between the listing and its turn was not there.
+                Err(Miss::Exited) => {}
+                Err(miss) => *c.misses.entry(miss.describe()).or_default() += 1,
+            }
+        }
+    }
+}
+
+fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profile {
+    let mut symbolizer = symbolize::shared();
+    let mut b = ProfileBuilder::new(
+        &mut *symbolizer,
+        vec![
+            ValueType::new("samples", "count"),
+            ValueType::new("time", "nanoseconds"),
+        ],
+    );
+    let mut samples: Vec<_> = c.samples.iter().collect();
+    samples.sort_by_key(|((_, tid), _)| *tid);
+    for ((stack, tid), &(count, nanos)) in samples {
+        let labels = vec![
+            Label {
+                key: "thread_name".into(),
+                value: LabelValue::Str(c.names.get(tid).cloned().unwrap_or_default()),
+            },
+            Label {
+                key: "thread_id".into(),
+                value: LabelValue::Num {
+                    value: i64::from(*tid),
+                    unit: String::new(),
+                },
+            },
+        ];
+        b.add(stack, true, &[count, nanos], labels);
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("wall", "nanoseconds"));
+    header.period = 1_000_000_000 / i64::from(hz);
+    header.time_nanos = start_nanos;
+    header.duration_nanos = duration.as_nanos() as i64;
+    let mut misses: Vec<_> = c.misses.iter().collect();
+    misses.sort();
+    for (why, n) in misses {
+        header
+            .comments
+            .push(format!("{n} thread samples not taken: {why}"));
+    }
+    if c.failed_rounds > 0 {
+        header.comments.push(format!(
+            "{} of {} rounds skipped: the thread list could not be read",
+            c.failed_rounds, c.rounds
+        ));
+    }
+    b.finish()
+}

@@ -1,0 +1,90 @@
+//! The threads of this process, from /proc/self/task.
+
+use std::fs;
+
+use crate::Error;
+
+/// One thread as /proc describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Task {
+    pub tid: i32,
+    /// `comm`: at most 15 bytes, set by `std::thread::Builder::name` or `prctl`.
+    pub name: String,
+    /// The state letter of `State:` (R, S, D, T, t, Z, X, I).
+    pub state: char,
+    /// `SigBlk` of the thread: the signals it blocks (bit n-1 for signal n).
+    pub blocked: u64,
+}
+
+impl Task {
+    /// Whether the thread blocks `signal`.
+    pub(crate) fn blocks(&self, signal: i32) -> bool {
+        (1..=64).contains(&signal) && self.blocked & (1u64 << (signal - 1)) != 0
+    }
+}
+
+/// Parses a `/proc/.../status` file.
+pub(crate) fn parse_status(tid: i32, text: &str) -> Task {
+    let mut task = Task {
+        tid,
+        name: String::new(),
+        state: '?',
+        blocked: 0,
+    };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Name" => task.name = value.to_owned(),
+            "State" => task.state = value.chars().next().unwrap_or('?'),
+            "SigBlk" => task.blocked = u64::from_str_radix(value, 16).unwrap_or(0),
+            _ => {}
+        }
+    }
+    task
+}
+
+/// Every thread of this process, by id. A thread that exits while it is being read is
+/// left out.
+pub(crate) fn list() -> Result<Vec<Task>, Error> {
+    const DIR: &str = "/proc/self/task";
+    let mut tasks = Vec::new();
+    for entry in fs::read_dir(DIR).map_err(|e| Error::io(DIR, e))? {
+        let entry = entry.map_err(|e| Error::io(DIR, e))?;
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(text) = fs::read_to_string(format!("{DIR}/{tid}/status")) {
+            tasks.push(parse_status(tid, &text));
+        }
+    }
+    tasks.sort_by_key(|t| t.tid);
+    Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status() {
+        let text = "Name:\tworker-1\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t10\n\
+                    SigBlk:\t0000000000000001\nSigIgn:\t0000000000001000\n";
+        let t = parse_status(12, text);
+        assert_eq!((t.tid, t.name.as_str(), t.state), (12, "worker-1", 'S'));
+        assert!(t.blocks(1));
+        assert!(!t.blocks(2));
+        assert!(!t.blocks(0) && !t.blocks(65));
+    }
+
+    #[test]
+    fn lists_this_thread() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { nix::libc::gettid() };
+        let tasks = list().unwrap();
+        let t = tasks.iter().find(|t| t.tid == me).expect("own thread listed");
+        assert_eq!(t.state, 'R');
+    }
+}

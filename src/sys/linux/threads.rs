@@ -1,0 +1,177 @@
+//! Thread dumps: list the threads, capture each one's stack through [`capture`],
+//! symbolize, and build the `threads/count` profile.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::capture::{self, Capturer, Miss};
+use super::symbolize::{self, Symbolizer};
+use super::tasks::{self, Task};
+use super::trim;
+use crate::Error;
+use crate::profile::builder::{ProfileBuilder, Resolve};
+use crate::profile::{Label, LabelValue, ValueType};
+use crate::runtime::threads::{
+    DUMP_TIMEOUT, Frame, Snapshot, THREAD_TIMEOUT, Thread, ThreadState,
+};
+
+/// One thread's raw capture.
+pub(crate) struct RawStack {
+    /// Leaf first; the leaf is exact.
+    pub frames: Vec<u64>,
+    pub complete: bool,
+    pub pause: Duration,
+}
+
+/// Whether `task` can be asked at all, and why not.
+pub(crate) fn precheck(task: &Task, signal: i32) -> Option<Miss> {
+    match task.state {
+        'Z' | 'X' => Some(Miss::Exited),
+        'T' | 't' => Some(Miss::Stopped),
+        _ if task.blocks(signal) => Some(Miss::SignalBlocked),
+        _ => None,
+    }
+}
+
+/// Captures the stacks of `tasks` in turn (the caller's own thread included, through a
+/// signal to itself), giving up on the rest after `budget`.
+pub(crate) fn capture_all(
+    capturer: &mut Capturer,
+    signal: i32,
+    tasks: &[Task],
+    budget: Duration,
+    per_thread: Duration,
+) -> Vec<Result<RawStack, Miss>> {
+    let deadline = Instant::now() + budget;
+    tasks
+        .iter()
+        .map(|task| {
+            if let Some(miss) = precheck(task, signal) {
+                return Err(miss);
+            }
+            if Instant::now() >= deadline {
+                return Err(Miss::Deadline);
+            }
+            capturer
+                .capture(task.tid, per_thread)
+                .map(|c| RawStack {
+                    frames: c.frames.to_vec(),
+                    complete: c.complete,
+                    pause: Duration::from_nanos(c.handler_nanos),
+                })
+        })
+        .collect()
+}
+
+/// The profiler's own frames at the top of the calling thread's stack.
+fn is_dump_internal(name: &str) -> bool {
+    name.starts_with("profile::") || name.starts_with("<profile::") || name == "syscall"
+}
+
+pub(crate) fn snapshot() -> Result<Snapshot, Error> {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { nix::libc::gettid() };
+    let tasks = tasks::list()?;
+    let mut capturer = Capturer::new()?;
+    let signal = capture::signal().unwrap_or(0);
+    // After listing: every listed thread's stack is mapped now.
+    capturer.refresh();
+    let start = Instant::now();
+    let raw = capture_all(&mut capturer, signal, &tasks, DUMP_TIMEOUT, THREAD_TIMEOUT);
+    let capture_time = start.elapsed();
+    drop(capturer);
+
+    let mut symbolizer = symbolize::shared();
+    let mut threads = Vec::with_capacity(tasks.len());
+    let mut stacks: Vec<Vec<u64>> = Vec::with_capacity(tasks.len());
+    for (task, raw) in tasks.iter().zip(raw) {
+        let (mut stack, complete, pause, missing) = match raw {
+            Ok(r) => (r.frames, r.complete, Some(r.pause), None),
+            Err(miss) => (Vec::new(), false, None, Some(miss.describe())),
+        };
+        if task.tid == me && !stack.is_empty() {
+            let cut = trim::leading_internal(&mut symbolizer, &stack, is_dump_internal);
+            stack.drain(..cut);
+        }
+        threads.push(Thread {
+            id: task.tid as u32,
+            name: task.name.clone(),
+            state: ThreadState::from_letter(task.state),
+            frames: frames(&mut symbolizer, &stack, task.tid != me),
+            complete,
+            missing,
+            pause,
+        });
+        stacks.push(stack);
+    }
+
+    // One sample per (stack, thread name), with every member's id.
+    let mut groups: HashMap<(&[u64], &str), Vec<u32>> = HashMap::new();
+    let mut order = Vec::new();
+    for (t, stack) in threads.iter().zip(&stacks) {
+        let key = (stack.as_slice(), t.name.as_str());
+        let ids = groups.entry(key).or_insert_with(|| {
+            // The caller's trimmed stack starts at a return address; others at the exact
+            // interrupted instruction.
+            order.push((key, t.id != me as u32));
+            Vec::new()
+        });
+        ids.push(t.id);
+    }
+    let mut b = ProfileBuilder::new(&mut *symbolizer, vec![ValueType::new("threads", "count")]);
+    for (key, leaf_exact) in order {
+        let ids = &groups[&key];
+        let mut labels = vec![Label {
+            key: "thread_name".into(),
+            value: LabelValue::Str(key.1.to_owned()),
+        }];
+        labels.extend(ids.iter().map(|&id| Label {
+            key: "thread_id".into(),
+            value: LabelValue::Num {
+                value: i64::from(id),
+                unit: String::new(),
+            },
+        }));
+        b.add(key.0, leaf_exact, &[ids.len() as i64], labels);
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("threads", "count"));
+    header.period = 1;
+    header.time_nanos = crate::profile::builder::now_nanos();
+    let profile = b.finish();
+    Ok(Snapshot {
+        threads,
+        profile,
+        capture_time,
+    })
+}
+
+/// Symbolized frames of a raw stack, inlined functions expanded (innermost first).
+fn frames(symbolizer: &mut Symbolizer, stack: &[u64], leaf_exact: bool) -> Vec<Frame> {
+    let mut out = Vec::new();
+    for (i, &pc) in stack.iter().enumerate() {
+        let lookup = if i == 0 && leaf_exact {
+            pc
+        } else {
+            pc.saturating_sub(1)
+        };
+        let resolved = symbolizer.resolve(lookup);
+        if resolved.frames.is_empty() {
+            out.push(Frame {
+                address: pc,
+                function: String::new(),
+                file: String::new(),
+                line: 0,
+            });
+        }
+        for f in resolved.frames.iter() {
+            out.push(Frame {
+                address: pc,
+                function: f.name.clone(),
+                file: f.file.clone(),
+                line: f.line,
+            });
+        }
+    }
+    out
+}
