@@ -68,6 +68,32 @@ pub mod mode {
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Block;
 
+    /// Thread dump (`threads.pb.gz`): every thread's stack, taken when the guard stops
+    /// (pkg/profile's `GoroutineProfile`).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Threads;
+
+    /// Wall-clock profiling (`clock.pb.gz`): every thread sampled at a fixed rate of real
+    /// time, running or waiting (pkg/profile's `ClockProfile`).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Clock {
+        pub(crate) frequency: u32,
+    }
+
+    impl Default for Clock {
+        fn default() -> Self {
+            Clock {
+                frequency: crate::runtime::clock::DEFAULT_FREQUENCY,
+            }
+        }
+    }
+
+    /// Thread creation (`threadcreate.pb.gz`): where the threads of this process were
+    /// created (pkg/profile's `ThreadcreationProfile`). Cargo feature `threadcreate`.
+    #[cfg(feature = "threadcreate")]
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct ThreadCreate;
+
     /// Heap profiling (`heap.pb.gz`, or `allocs.pb.gz` opening on `alloc_space`), with its
     /// sampling rate.
     #[derive(Debug, Clone, Copy)]
@@ -225,6 +251,73 @@ impl sealed::ModeImpl for mode::Block {
     }
 }
 
+/// The thread dump is taken when the guard stops.
+struct ThreadsRunning;
+
+impl sealed::Running for ThreadsRunning {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        crate::runtime::threads::profile()
+    }
+}
+
+impl sealed::ModeImpl for mode::Threads {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Threads
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        // Fails now, not at stop, where capture is impossible (no free signal, platform).
+        crate::sys::threads::prepare()?;
+        Ok(Box::new(ThreadsRunning))
+    }
+}
+
+impl sealed::Running for crate::runtime::clock::ClockProfiler {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        (*self).stop()
+    }
+}
+
+impl sealed::ModeImpl for mode::Clock {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Clock
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        crate::runtime::clock::validate(self.frequency)
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        Ok(Box::new(crate::runtime::clock::start(self.frequency)?))
+    }
+}
+
+/// The creation table is cumulative (since the process started, as in Go): read at stop.
+#[cfg(feature = "threadcreate")]
+struct ThreadCreateRunning;
+
+#[cfg(feature = "threadcreate")]
+impl sealed::Running for ThreadCreateRunning {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        crate::runtime::threadcreate::profile()
+    }
+}
+
+#[cfg(feature = "threadcreate")]
+impl sealed::ModeImpl for mode::ThreadCreate {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::ThreadCreate
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        crate::runtime::threadcreate::check()
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        Ok(Box::new(ThreadCreateRunning))
+    }
+}
+
 impl sealed::ModeImpl for mode::Unset {
     fn kind(&self) -> ProfileKind {
         mode::Cpu::default().kind()
@@ -343,6 +436,48 @@ impl Builder<mode::Unset> {
             options: self.options,
             mode: mode::Block,
         }
+    }
+}
+
+impl Builder<mode::Unset> {
+    /// Thread dump: every thread's stack, captured when the guard stops, written as
+    /// `threads.pb.gz` (`threads/count`, labels `thread_name` and `thread_id`). For a dump
+    /// at any other moment see [`crate::runtime::threads`].
+    pub fn threads(self) -> Builder<mode::Threads> {
+        Builder {
+            options: self.options,
+            mode: mode::Threads,
+        }
+    }
+
+    /// Wall-clock profiling: every thread sampled 99 times per second of real time,
+    /// whether it runs or waits, written as `clock.pb.gz` (`samples/count`,
+    /// `time/nanoseconds`). [`frequency`](Builder::<mode::Clock>::frequency) changes the
+    /// rate.
+    pub fn clock(self) -> Builder<mode::Clock> {
+        Builder {
+            options: self.options,
+            mode: mode::Clock::default(),
+        }
+    }
+
+    /// Thread creation: the stacks that created this process's threads since it started,
+    /// written as `threadcreate.pb.gz` (`threadcreate/count`). Needs the cargo feature
+    /// `threadcreate`; see [`crate::runtime::threadcreate`] for how and its limits.
+    #[cfg(feature = "threadcreate")]
+    pub fn threadcreate(self) -> Builder<mode::ThreadCreate> {
+        Builder {
+            options: self.options,
+            mode: mode::ThreadCreate,
+        }
+    }
+}
+
+impl Builder<mode::Clock> {
+    /// Samples per wall-clock second, 1..=1000 (default 99). Checked by `build()`.
+    pub fn frequency(mut self, hz: u32) -> Self {
+        self.mode.frequency = hz;
+        self
     }
 }
 

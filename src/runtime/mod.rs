@@ -8,6 +8,8 @@ pub mod clock;
 pub mod cpu;
 pub mod heap;
 pub mod mutex;
+#[cfg(feature = "threadcreate")]
+pub mod threadcreate;
 pub mod threads;
 
 /// The process's command-line arguments, the program first (what Go's

@@ -72,6 +72,12 @@ pub(crate) mod threads {
     use crate::Error;
     use crate::runtime::threads::Snapshot;
 
+    pub(crate) fn prepare() -> Result<(), Error> {
+        Err(Error::Unsupported {
+            what: "thread dumps",
+        })
+    }
+
     pub(crate) fn snapshot() -> Result<Snapshot, Error> {
         Err(Error::Unsupported {
             what: "thread dumps",
@@ -102,4 +108,16 @@ pub(crate) mod clock {
             })
         }
     }
+}
+
+#[cfg(feature = "threadcreate")]
+pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
+    Err(crate::Error::Unsupported {
+        what: "thread-creation profiles",
+    })
+}
+
+#[cfg(feature = "threadcreate")]
+pub(crate) fn threadcreate_profile() -> Result<crate::Profile, crate::Error> {
+    threadcreate_supported().map(|()| crate::Profile::default())
 }

@@ -10,5 +10,15 @@ pub(crate) mod hook;
 pub(crate) mod objects;
 pub(crate) mod symbolize;
 pub(crate) mod tasks;
+#[cfg(feature = "threadcreate")]
+pub(crate) mod threadcreate;
 pub(crate) mod threads;
 pub(crate) mod trim;
+
+#[cfg(feature = "threadcreate")]
+pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
+    Ok(())
+}
+
+#[cfg(feature = "threadcreate")]
+pub(crate) use threadcreate::profile as threadcreate_profile;

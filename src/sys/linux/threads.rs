@@ -68,6 +68,11 @@ fn is_dump_internal(name: &str) -> bool {
     name.starts_with("profile::") || name.starts_with("<profile::") || name == "syscall"
 }
 
+/// Checks that captures can work here (installs the signal handler).
+pub(crate) fn prepare() -> Result<(), Error> {
+    Capturer::new().map(drop)
+}
+
 pub(crate) fn snapshot() -> Result<Snapshot, Error> {
     // SAFETY: gettid has no preconditions.
     let me = unsafe { nix::libc::gettid() };

@@ -1,0 +1,197 @@
+//! Wall-clock profiles: a thread that sleeps half the time and computes half the time
+//! shows each half at ~50%; the guard's `clock.pb.gz` and `threads.pb.gz` are read by
+//! `go tool pprof` with no warnings.
+#![cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+
+use std::hint::black_box;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use profile::{LabelValue, Profile};
+
+mod common;
+
+/// Sleeps for `d`.
+#[inline(never)]
+fn nap(d: Duration) -> Duration {
+    let start = Instant::now();
+    thread::sleep(d);
+    black_box(start.elapsed())
+}
+
+/// Computes for `d` of wall-clock time (not CPU time: the split is about wall time even
+/// when the CPU is shared with other tests).
+#[inline(never)]
+fn crunch(d: Duration) -> u64 {
+    let end = Instant::now() + d;
+    let mut x = 1u64;
+    while Instant::now() < end {
+        for _ in 0..1000 {
+            x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    x
+}
+
+fn half_and_half(stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    thread::Builder::new()
+        .name("t-half".into())
+        .spawn(move || {
+            let mut acc = 0;
+            while !stop.load(Ordering::Relaxed) {
+                acc ^= nap(Duration::from_millis(50)).as_nanos() as u64;
+                acc ^= crunch(Duration::from_millis(50));
+            }
+            acc
+        })
+        .unwrap()
+}
+
+fn is_thread(p: &Profile, s: &profile::Sample, name: &str) -> bool {
+    let _ = p;
+    s.labels
+        .iter()
+        .any(|l| l.key == "thread_name" && l.value == LabelValue::Str(name.into()))
+}
+
+/// Time of thread `name` with a frame ending in `function`, as a fraction of the thread's.
+fn share(p: &Profile, name: &str, function: &str) -> f64 {
+    let t = p.sample_type_index("time").expect("time/nanoseconds");
+    let (mut part, mut all) = (0i64, 0i64);
+    for s in p.samples.iter().filter(|s| is_thread(p, s, name)) {
+        all += s.values[t];
+        if p.stack_names(s).iter().any(|n| n.ends_with(function)) {
+            part += s.values[t];
+        }
+    }
+    assert!(all > 0, "no samples of {name}");
+    part as f64 / all as f64
+}
+
+#[test]
+fn sleeping_half_and_computing_half_shows_each_at_half() {
+    let _serial = common::serial();
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = half_and_half(stop.clone());
+    let profiler = profile::runtime::clock::start(99).unwrap();
+    thread::sleep(Duration::from_secs(3));
+    let p = profiler.stop().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+
+    assert_eq!(p.sample_types[0].ty, "samples");
+    assert_eq!(p.sample_types[1].ty, "time");
+    assert_eq!(p.sample_types[1].unit, "nanoseconds");
+    let period = p.period_type.as_ref().unwrap();
+    assert_eq!((period.ty.as_str(), period.unit.as_str()), ("wall", "nanoseconds"));
+    assert_eq!(p.period, 1_000_000_000 / 99);
+
+    let (sleeping, computing) = (share(&p, "t-half", "nap"), share(&p, "t-half", "crunch"));
+    eprintln!("t-half: nap {sleeping:.3}, crunch {computing:.3}");
+    assert!((0.40..=0.60).contains(&sleeping), "nap at {sleeping:.3}");
+    assert!((0.40..=0.60).contains(&computing), "crunch at {computing:.3}");
+
+    // Every sample carries the thread's name and id; the thread's time adds up to the
+    // wall time it was sampled for (3 s, give or take its start and a round).
+    for s in &p.samples {
+        assert!(s.labels.iter().any(|l| l.key == "thread_name"));
+        assert!(s.labels.iter().any(|l| l.key == "thread_id"));
+    }
+    let t = p.sample_type_index("time").unwrap();
+    let thread_time: i64 = p
+        .samples
+        .iter()
+        .filter(|s| is_thread(&p, s, "t-half"))
+        .map(|s| s.values[t])
+        .sum();
+    let secs = thread_time as f64 / 1e9;
+    assert!((2.7..=3.3).contains(&secs), "t-half time {secs:.2} s of 3 s");
+    // The sampler does not sample itself.
+    assert!(!p.samples.iter().any(|s| is_thread(&p, s, "profile-clock")));
+}
+
+#[test]
+fn a_second_clock_profiler_is_refused_and_bad_rates_are_errors() {
+    let _serial = common::serial();
+    for hz in [0, 1001] {
+        let e = profile::runtime::clock::start(hz).unwrap_err();
+        assert!(matches!(e, profile::Error::InvalidFrequency { .. }), "{e}");
+        let e = profile::start().clock().frequency(hz).build().unwrap_err();
+        assert!(e.to_string().contains(&hz.to_string()), "{e}");
+    }
+    let first = profile::runtime::clock::start(50).unwrap();
+    let e = profile::runtime::clock::start(50).unwrap_err();
+    assert!(e.to_string().contains("clock"), "{e}");
+    drop(first);
+    // Dropped: the next start works.
+    profile::runtime::clock::start(50).unwrap().stop().unwrap();
+}
+
+fn pprof_top(go: &str, file: &std::path::Path) -> String {
+    let out = Command::new(go)
+        .args(["tool", "pprof", "-top"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "go tool pprof failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "warnings from -top:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn guards_write_clock_and_threads_files_that_go_tool_pprof_reads() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = half_and_half(stop.clone());
+
+    let clock = profile::start()
+        .path(dir.path())
+        .clock()
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
+    thread::sleep(Duration::from_millis(600));
+    let clock_file = clock.stop().unwrap();
+    assert_eq!(clock_file, dir.path().join("clock.pb.gz"));
+
+    let threads = profile::start()
+        .path(dir.path())
+        .threads()
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
+    let threads_file = threads.stop().unwrap();
+    assert_eq!(threads_file, dir.path().join("threads.pb.gz"));
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+
+    let p = common::decode(&clock_file);
+    assert!(share(&p, "t-half", "nap") > 0.0);
+    let p = common::decode(&threads_file);
+    assert_eq!(p.sample_types[0].ty, "threads");
+    assert!(p.total("threads") >= 2);
+
+    let Some(go) = common::go() else { return };
+    let top = pprof_top(go, &clock_file);
+    assert!(top.contains("Type: time"), "{top}");
+    assert!(top.contains("nap") && top.contains("crunch"), "{top}");
+    let top = pprof_top(go, &threads_file);
+    assert!(top.contains("Type: threads"), "{top}");
+    assert!(top.contains("t-half") || top.contains("clock_profile::"), "{top}");
+    // Labels are readable: filter on the thread's name.
+    let out = Command::new(go)
+        .args(["tool", "pprof", "-traces", "-tagfocus", "thread_name=t-half"])
+        .arg(&threads_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("thread_id"), "{text}");
+}
