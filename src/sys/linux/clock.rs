@@ -72,8 +72,7 @@ impl Sampler {
 
 /// The sampler thread's loop: one round per period until told to stop.
 fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
-    // SAFETY: gettid has no preconditions.
-    let me = unsafe { nix::libc::gettid() };
+    let _own = tasks::register_own();
     let mut c = Collected::default();
     let mut last = Instant::now();
     let mut next = last + period;
@@ -103,7 +102,8 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
         };
         let signal = capture::signal().unwrap_or(0);
         capturer.refresh();
-        for task in tasks.iter().filter(|t| t.tid != me) {
+        let own = tasks::own(); // this thread and the other helpers
+        for task in tasks.iter().filter(|t| !own.contains(&t.tid)) {
             let result = match precheck(task, signal) {
                 Some(miss) => Err(miss),
                 None => capturer.capture(task.tid, timeout).map(|s| s.frames.to_vec()),

@@ -119,6 +119,7 @@ fn ensure_worker() -> Result<(), Error> {
 }
 
 fn worker(read: OwnedFd) {
+    let _own = super::tasks::register_own();
     let mut byte = [0u8; 1];
     loop {
         match nix::unistd::read(&read, &mut byte) {

@@ -2,7 +2,35 @@
 
 use std::fs;
 
+use parking_lot::Mutex;
+
 use crate::Error;
+
+/// Thread ids of this crate's own helper threads (the shutdown hook's, the clock
+/// sampler's): wall-clock profiles leave them out. Thread dumps show them.
+static OWN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Marks the calling thread as one of this crate's helpers until the guard drops.
+pub(crate) fn register_own() -> OwnThread {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { nix::libc::gettid() };
+    OWN.lock().push(tid);
+    OwnThread(tid)
+}
+
+/// The ids of this crate's helper threads now.
+pub(crate) fn own() -> Vec<i32> {
+    OWN.lock().clone()
+}
+
+/// Unregisters a helper thread when dropped.
+pub(crate) struct OwnThread(i32);
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        OWN.lock().retain(|&t| t != self.0);
+    }
+}
 
 /// One thread as /proc describes it.
 #[derive(Debug, Clone)]

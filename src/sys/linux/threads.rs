@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use super::capture::{self, Capturer, Miss};
 use super::symbolize::{self, Symbolizer};
 use super::tasks::{self, Task};
-use super::trim;
 use crate::Error;
 use crate::profile::builder::{ProfileBuilder, Resolve};
 use crate::profile::{Label, LabelValue, ValueType};
@@ -63,9 +62,29 @@ pub(crate) fn capture_all(
         .collect()
 }
 
-/// The profiler's own frames at the top of the calling thread's stack.
-fn is_dump_internal(name: &str) -> bool {
-    name.starts_with("profile::") || name.starts_with("<profile::") || name == "syscall"
+/// How many leading frames of the calling thread's own stack are the dump's: through the
+/// last frame (inlined lines included) of this crate, scanning only the run of frames of
+/// this crate, the standard library and the `syscall` wrapper from the leaf (the
+/// standard library's frames there are ours: collecting, iterating).
+fn own_frames(symbolizer: &mut Symbolizer, stack: &[u64]) -> usize {
+    let ours = |n: &str| n.starts_with("profile::") || n.starts_with("<profile::");
+    let library = |n: &str| {
+        ["core::", "<core::", "alloc::", "<alloc::", "std::", "<std::"]
+            .iter()
+            .any(|p| n.starts_with(p))
+            || n == "syscall"
+    };
+    let mut cut = 0;
+    for (i, &pc) in stack.iter().enumerate() {
+        let resolved = symbolizer.resolve(pc.saturating_sub(1));
+        let names: Vec<&str> = resolved.frames.iter().map(|f| f.name.as_str()).collect();
+        if names.iter().any(|n| ours(n)) {
+            cut = i + 1;
+        } else if !names.iter().all(|n| library(n)) || names.is_empty() {
+            break;
+        }
+    }
+    cut.min(stack.len().saturating_sub(1))
 }
 
 /// Checks that captures can work here (installs the signal handler).
@@ -95,7 +114,7 @@ pub(crate) fn snapshot() -> Result<Snapshot, Error> {
             Err(miss) => (Vec::new(), false, None, Some(miss.describe())),
         };
         if task.tid == me && !stack.is_empty() {
-            let cut = trim::leading_internal(&mut symbolizer, &stack, is_dump_internal);
+            let cut = own_frames(&mut symbolizer, &stack);
             stack.drain(..cut);
         }
         threads.push(Thread {
