@@ -48,11 +48,9 @@ impl FastUnwinder {
     pub(crate) fn new() -> FastUnwinder {
         let generation = objects::generation();
         let mut unwinder = UnwinderX86_64::new();
-        for l in &objects::list() {
-            // Live slices: no copy (see the module docs for `dlclose`).
-            if let Some(m) = objects::module(l, |live| live) {
-                unwinder.add_module(m);
-            }
+        for l in &objects::list(false) {
+            // SAFETY: in place, no copy: see the module docs for `dlclose`.
+            unwinder.add_module(unsafe { objects::module_in_place(l) });
         }
         FastUnwinder {
             unwinder,

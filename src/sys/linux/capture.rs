@@ -138,6 +138,8 @@ pub(crate) enum Miss {
     Stopped,
     /// The whole dump's time budget ran out before this thread's turn.
     Deadline,
+    /// The kernel's queue of pending real-time signals is full (`RLIMIT_SIGPENDING`).
+    QueueFull,
 }
 
 impl Miss {
@@ -150,6 +152,7 @@ impl Miss {
             Miss::Busy => "an earlier capture has not finished",
             Miss::Stopped => "the thread is stopped",
             Miss::Deadline => "the dump ran out of time before this thread",
+            Miss::QueueFull => "the queue of pending signals is full",
         }
     }
 }
@@ -311,10 +314,11 @@ impl Slot {
             return;
         }
         let mut unwinder = arch::Unwinder::new();
-        for l in &objects::list() {
-            if let Some(m) = objects::module(l, <[u8]>::to_vec) {
-                unwinder.add_module(m);
-            }
+        for m in objects::list(true)
+            .into_iter()
+            .filter_map(objects::module_copied)
+        {
+            unwinder.add_module(m);
         }
         self.unwinder = unwinder;
         self.cache = arch::Cache::new_in();
@@ -507,13 +511,18 @@ impl Capturer {
         // SAFETY: tgkill with our pid, a tid and a valid signal; failure is checked.
         let sent = unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, self.signal) };
         if sent != 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error();
             let _ = STATE.compare_exchange(
                 request,
                 request - REQUESTED + IDLE,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             );
-            return Err(Miss::Exited);
+            return Err(match errno {
+                Some(libc::ESRCH) => Miss::Exited,
+                Some(libc::EAGAIN) => Miss::QueueFull,
+                _ => Miss::NoAnswer,
+            });
         }
         let done = request - REQUESTED + DONE;
         // Once claimed, a handler gets this much longer than `timeout` to finish.

@@ -104,10 +104,11 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
         capturer.refresh();
         let own = tasks::own(); // this thread and the other helpers
         for task in tasks.iter().filter(|t| !own.contains(&t.tid)) {
-            let result = match precheck(task, signal) {
-                Some(miss) => Err(miss),
-                None => capturer.capture(task.tid, timeout).map(|s| s.frames.to_vec()),
-            };
+            let result = precheck(task, signal, timeout).and_then(|timeout| {
+                capturer
+                    .capture(task.tid, timeout)
+                    .map(|s| s.frames.to_vec())
+            });
             match result {
                 Ok(stack) => {
                     let v = c.samples.entry((stack, task.tid)).or_default();

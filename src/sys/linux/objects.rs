@@ -12,6 +12,7 @@
 )]
 
 use std::ffi::CStr;
+use std::ops::Range;
 
 use framehop::{ExplicitModuleSectionInfo, Module};
 use nix::libc;
@@ -39,14 +40,25 @@ pub(crate) fn generation() -> (u64, u64) {
     generation
 }
 
-/// One loaded object as `dl_iterate_phdr` describes it.
+/// One loaded object's unwind sections, found (and, if asked, copied) while the loader's
+/// lock was held: inside a `dl_iterate_phdr` callback the object cannot be unmapped by a
+/// concurrent `dlclose`, after it can (reading its headers later crashed a stress test).
 pub(crate) struct Loaded {
     name: String,
     bias: u64,
-    /// (p_vaddr, p_memsz, p_filesz, executable) of each PT_LOAD.
-    loads: Vec<(u64, u64, u64, bool)>,
-    /// PT_GNU_EH_FRAME: (p_vaddr, p_memsz).
-    eh_frame_hdr: Option<(u64, u64)>,
+    /// SVMA range of the executable segments.
+    text: Range<u64>,
+    /// SVMA ranges of `.eh_frame_hdr` and `.eh_frame`.
+    eh_frame_hdr: Range<u64>,
+    eh_frame: Range<u64>,
+    /// Copies of `.eh_frame_hdr` and `.eh_frame`, when listed with `copy`.
+    copies: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What `collect` is given: the objects so far and whether to copy their sections.
+struct Collect {
+    objects: Vec<Loaded>,
+    copy: bool,
 }
 
 unsafe extern "C" fn collect(
@@ -55,8 +67,59 @@ unsafe extern "C" fn collect(
     data: *mut libc::c_void,
 ) -> libc::c_int {
     // SAFETY: dl_iterate_phdr passes a valid info for the duration of the call, and
-    // `data` is the `&mut Vec<Loaded>` given to it by `list`.
-    let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Loaded>>()) };
+    // `data` is the `&mut Collect` given to it by `list`.
+    let (info, out) = unsafe { (&*info, &mut *data.cast::<Collect>()) };
+    // (p_vaddr, p_memsz, p_filesz, executable) of each PT_LOAD; PT_GNU_EH_FRAME.
+    let mut loads = Vec::new();
+    let mut hdr = None;
+    for i in 0..usize::from(info.dlpi_phnum) {
+        // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        match ph.p_type {
+            libc::PT_LOAD => loads.push((
+                ph.p_vaddr,
+                ph.p_memsz,
+                ph.p_filesz,
+                ph.p_flags & libc::PF_X != 0,
+            )),
+            libc::PT_GNU_EH_FRAME => hdr = Some((ph.p_vaddr, ph.p_memsz)),
+            _ => {}
+        }
+    }
+    let Some((hdr_svma, hdr_len)) = hdr else {
+        return 0;
+    };
+    let bias = info.dlpi_addr;
+    // SAFETY: PT_GNU_EH_FRAME lies in a loaded, readable segment of this object, which
+    // stays mapped while this callback runs.
+    let hdr = unsafe { memory(bias, hdr_svma, hdr_len) };
+    let Some(eh_svma) = eh_frame_svma(hdr, hdr_svma) else {
+        return 0;
+    };
+    // .eh_frame's size is not recorded in memory: give it the rest of its segment's
+    // file-backed part (FDEs are found through the header's table, so trailing bytes are
+    // never parsed as FDEs).
+    let Some(&(seg_vaddr, _, seg_filesz, _)) = loads
+        .iter()
+        .find(|&&(v, _, f, _)| v <= eh_svma && eh_svma < v + f)
+    else {
+        return 0;
+    };
+    let eh_len = seg_vaddr + seg_filesz - eh_svma;
+    // The address range of every executable segment (most objects have one).
+    let (lo, hi) = loads
+        .iter()
+        .filter(|s| s.3)
+        .fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.0), hi.max(s.0 + s.1)));
+    if lo >= hi {
+        return 0;
+    }
+    let copies = out.copy.then(|| {
+        // SAFETY: inside a loaded segment's file-backed part, computed above; mapped
+        // while this callback runs.
+        let eh = unsafe { memory(bias, eh_svma, eh_len) };
+        (hdr.to_vec(), eh.to_vec())
+    });
     let name = if info.dlpi_name.is_null() {
         String::new()
     } else {
@@ -65,39 +128,30 @@ unsafe extern "C" fn collect(
             .to_string_lossy()
             .into_owned()
     };
-    let mut loaded = Loaded {
+    out.objects.push(Loaded {
         name,
-        bias: info.dlpi_addr,
-        loads: Vec::new(),
-        eh_frame_hdr: None,
-    };
-    for i in 0..usize::from(info.dlpi_phnum) {
-        // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
-        let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        match ph.p_type {
-            libc::PT_LOAD => loaded.loads.push((
-                ph.p_vaddr,
-                ph.p_memsz,
-                ph.p_filesz,
-                ph.p_flags & libc::PF_X != 0,
-            )),
-            libc::PT_GNU_EH_FRAME => loaded.eh_frame_hdr = Some((ph.p_vaddr, ph.p_memsz)),
-            _ => {}
-        }
-    }
-    out.push(loaded);
+        bias,
+        text: lo..hi,
+        eh_frame_hdr: hdr_svma..hdr_svma + hdr_len,
+        eh_frame: eh_svma..eh_svma + eh_len,
+        copies,
+    });
     0
 }
 
-/// The objects loaded now.
-pub(crate) fn list() -> Vec<Loaded> {
-    let mut loaded: Vec<Loaded> = Vec::new();
+/// The objects loaded now that have unwind information; with `copy`, their unwind
+/// sections are copied.
+pub(crate) fn list(copy: bool) -> Vec<Loaded> {
+    let mut out = Collect {
+        objects: Vec::new(),
+        copy,
+    };
     // SAFETY: `collect` matches the callback signature and only uses `data` as the
-    // `Vec<Loaded>` passed here, which outlives the call.
+    // `Collect` passed here, which outlives the call.
     unsafe {
-        libc::dl_iterate_phdr(Some(collect), (&raw mut loaded).cast());
+        libc::dl_iterate_phdr(Some(collect), (&raw mut out).cast());
     }
-    loaded
+    out.objects
 }
 
 /// A slice of this process's memory at `svma + bias`.
@@ -133,51 +187,50 @@ fn eh_frame_svma(hdr: &[u8], hdr_svma: u64) -> Option<u64> {
     }
 }
 
-/// The framehop module of `l`, its unwind sections given as `data(live slice)`: the
-/// live slice itself (no copy; valid until the object is unloaded) or an owned copy
-/// (valid forever, so an unwinder holding it survives `dlclose`).
+/// The framehop module of `l` with its unwind sections given as `hdr` and `eh`.
 ///
 /// Only `.eh_frame_hdr` and `.eh_frame` are given: for such a module framehop unwinds by
 /// CFI alone and never reads the code (`.text` is for its Mach-O and PE paths). CFI on
 /// x86_64 and aarch64 Linux is asynchronous (exact at every instruction), which is what a
 /// signal landing in a prologue needs.
-pub(crate) fn module<D>(l: &Loaded, data: impl Fn(&'static [u8]) -> D) -> Option<Module<D>>
+fn module<D>(l: &Loaded, hdr: D, eh: D) -> Module<D>
 where
     D: std::ops::Deref<Target = [u8]> + Default,
 {
-    let (hdr_svma, hdr_len) = l.eh_frame_hdr?;
-    let &(text_vaddr, text_memsz, _, _) = l.loads.iter().find(|s| s.3)?;
-    // SAFETY: PT_GNU_EH_FRAME lies in a loaded, readable segment of this object.
-    let hdr = unsafe { memory(l.bias, hdr_svma, hdr_len) };
-    let eh_svma = eh_frame_svma(hdr, hdr_svma)?;
-    // .eh_frame's size is not recorded in memory: give it the rest of its segment's
-    // file-backed part (FDEs are found through the header's table, so trailing bytes are
-    // never parsed as FDEs).
-    let &(seg_vaddr, _, seg_filesz, _) = l
-        .loads
-        .iter()
-        .find(|&&(v, _, f, _)| v <= eh_svma && eh_svma < v + f)?;
-    let eh_len = seg_vaddr + seg_filesz - eh_svma;
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
-        text_svma: Some(text_vaddr..text_vaddr + text_memsz),
-        eh_frame_svma: Some(eh_svma..eh_svma + eh_len),
-        // SAFETY: inside a loaded segment's file-backed part, computed above.
-        eh_frame: Some(data(unsafe { memory(l.bias, eh_svma, eh_len) })),
-        eh_frame_hdr_svma: Some(hdr_svma..hdr_svma + hdr_len),
-        eh_frame_hdr: Some(data(hdr)),
+        text_svma: Some(l.text.clone()),
+        eh_frame_svma: Some(l.eh_frame.clone()),
+        eh_frame: Some(eh),
+        eh_frame_hdr_svma: Some(l.eh_frame_hdr.clone()),
+        eh_frame_hdr: Some(hdr),
         ..Default::default()
     };
-    // The address range of every executable segment (most objects have one).
-    let (lo, hi) = l
-        .loads
-        .iter()
-        .filter(|s| s.3)
-        .fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.0), hi.max(s.0 + s.1)));
-    Some(Module::new(
-        l.name.clone(),
-        l.bias + lo..l.bias + hi,
-        l.bias,
-        info,
-    ))
+    let avma = l.bias + l.text.start..l.bias + l.text.end;
+    Module::new(l.name.clone(), avma, l.bias, info)
+}
+
+/// A module reading the object's sections in place.
+///
+/// # Safety
+///
+/// The object must stay loaded while the module is used (no `dlclose`).
+pub(crate) unsafe fn module_in_place(l: &Loaded) -> Module<&'static [u8]> {
+    let len = |r: &Range<u64>| r.end - r.start;
+    // SAFETY: the sections lie in the object's loaded segments; per the contract the
+    // object stays loaded while they are used.
+    let (hdr, eh) = unsafe {
+        (
+            memory(l.bias, l.eh_frame_hdr.start, len(&l.eh_frame_hdr)),
+            memory(l.bias, l.eh_frame.start, len(&l.eh_frame)),
+        )
+    };
+    module(l, hdr, eh)
+}
+
+/// A module over the copies of the sections (from `list(true)`): usable after the
+/// object is unloaded. `None` if the object was listed without copies.
+pub(crate) fn module_copied(mut l: Loaded) -> Option<Module<Vec<u8>>> {
+    let (hdr, eh) = l.copies.take()?;
+    Some(module(&l, hdr, eh))
 }

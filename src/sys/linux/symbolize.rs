@@ -224,8 +224,13 @@ static SHARED: Mutex<Option<((u64, u64), Symbolizer)>> = Mutex::new(None);
 pub(crate) fn shared() -> MappedMutexGuard<'static, Symbolizer> {
     let generation = super::objects::generation();
     let mut slot = SHARED.lock();
-    if !matches!(&*slot, Some((g, _)) if *g == generation) {
-        *slot = Some((generation, Symbolizer::new()));
+    match slot.take() {
+        Some((g, symbolizer)) if g == generation => *slot = Some((g, symbolizer)),
+        // Objects were loaded or unloaded: re-read the mappings, but keep the objects
+        // already opened (a program that loads and unloads a library in a loop would
+        // otherwise reload every object's DWARF for every profile).
+        Some((_, old)) => *slot = Some((generation, Symbolizer::new().reusing(old))),
+        None => *slot = Some((generation, Symbolizer::new())),
     }
     MutexGuard::map(slot, |s| match s {
         Some((_, symbolizer)) => symbolizer,
@@ -290,6 +295,21 @@ impl Symbolizer {
             objects: HashMap::new(),
             cache: HashMap::new(),
         }
+    }
+
+    /// Takes over the objects `old` opened, for the paths still mapped (a path names the
+    /// same file while it stays mapped; the address cache is not kept, as an address may
+    /// now belong to another object).
+    fn reusing(mut self, old: Symbolizer) -> Symbolizer {
+        let mapped: std::collections::HashSet<&str> =
+            self.entries.iter().map(|e| e.path.as_str()).collect();
+        let kept: HashMap<String, Option<Loaded>> = old
+            .objects
+            .into_iter()
+            .filter(|(path, _)| mapped.contains(path.as_str()))
+            .collect();
+        self.objects = kept;
+        self
     }
 
     fn object(&mut self, path: &str) -> Option<&Loaded> {

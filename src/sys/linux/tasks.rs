@@ -42,13 +42,24 @@ pub(crate) struct Task {
     pub state: char,
     /// `SigBlk` of the thread: the signals it blocks (bit n-1 for signal n).
     pub blocked: u64,
+    /// `SigPnd`: the signals pending for the thread alone.
+    pub pending: u64,
 }
 
 impl Task {
     /// Whether the thread blocks `signal`.
     pub(crate) fn blocks(&self, signal: i32) -> bool {
-        (1..=64).contains(&signal) && self.blocked & (1u64 << (signal - 1)) != 0
+        bit(self.blocked, signal)
     }
+
+    /// Whether `signal` is pending for the thread.
+    pub(crate) fn has_pending(&self, signal: i32) -> bool {
+        bit(self.pending, signal)
+    }
+}
+
+fn bit(set: u64, signal: i32) -> bool {
+    (1..=64).contains(&signal) && set & (1u64 << (signal - 1)) != 0
 }
 
 /// Parses a `/proc/.../status` file.
@@ -58,6 +69,7 @@ pub(crate) fn parse_status(tid: i32, text: &str) -> Task {
         name: String::new(),
         state: '?',
         blocked: 0,
+        pending: 0,
     };
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
@@ -68,6 +80,7 @@ pub(crate) fn parse_status(tid: i32, text: &str) -> Task {
             "Name" => task.name = value.to_owned(),
             "State" => task.state = value.chars().next().unwrap_or('?'),
             "SigBlk" => task.blocked = u64::from_str_radix(value, 16).unwrap_or(0),
+            "SigPnd" => task.pending = u64::from_str_radix(value, 16).unwrap_or(0),
             _ => {}
         }
     }
@@ -99,12 +112,13 @@ mod tests {
     #[test]
     fn parses_status() {
         let text = "Name:\tworker-1\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t10\n\
-                    SigBlk:\t0000000000000001\nSigIgn:\t0000000000001000\n";
+                    SigPnd:\t0000000000000002\nSigBlk:\t0000000000000001\nSigIgn:\t0000000000001000\n";
         let t = parse_status(12, text);
         assert_eq!((t.tid, t.name.as_str(), t.state), (12, "worker-1", 'S'));
         assert!(t.blocks(1));
         assert!(!t.blocks(2));
         assert!(!t.blocks(0) && !t.blocks(65));
+        assert!(t.has_pending(2) && !t.has_pending(1));
     }
 
     #[test]

@@ -22,13 +22,21 @@ pub(crate) struct RawStack {
     pub pause: Duration,
 }
 
-/// Whether `task` can be asked at all, and why not.
-pub(crate) fn precheck(task: &Task, signal: i32) -> Option<Miss> {
+/// How long a thread that blocked the capture signal when listed is waited for: signals
+/// are often blocked for a moment (glibc blocks them while creating a thread, every
+/// signal handler blocks its own), so it is asked anyway, but briefly.
+const BLOCKED_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// Whether to ask `task`, and how long to wait for it; or why it is not asked.
+pub(crate) fn precheck(task: &Task, signal: i32, timeout: Duration) -> Result<Duration, Miss> {
     match task.state {
-        'Z' | 'X' => Some(Miss::Exited),
-        'T' | 't' => Some(Miss::Stopped),
-        _ if task.blocks(signal) => Some(Miss::SignalBlocked),
-        _ => None,
+        'Z' | 'X' => Err(Miss::Exited),
+        'T' | 't' => Err(Miss::Stopped),
+        // Still pending from an earlier request: the thread keeps the signal blocked; a
+        // second one would only queue up (real-time signals queue, up to a limit).
+        _ if task.blocks(signal) && task.has_pending(signal) => Err(Miss::SignalBlocked),
+        _ if task.blocks(signal) => Ok(timeout.min(BLOCKED_TIMEOUT)),
+        _ => Ok(timeout),
     }
 }
 
@@ -45,14 +53,17 @@ pub(crate) fn capture_all(
     tasks
         .iter()
         .map(|task| {
-            if let Some(miss) = precheck(task, signal) {
-                return Err(miss);
-            }
+            let timeout = precheck(task, signal, per_thread)?;
             if Instant::now() >= deadline {
                 return Err(Miss::Deadline);
             }
+            let blocked = task.blocks(signal);
             capturer
-                .capture(task.tid, per_thread)
+                .capture(task.tid, timeout)
+                .map_err(|miss| match miss {
+                    Miss::NoAnswer if blocked => Miss::SignalBlocked,
+                    other => other,
+                })
                 .map(|c| RawStack {
                     frames: c.frames.to_vec(),
                     complete: c.complete,

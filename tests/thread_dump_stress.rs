@@ -1,0 +1,152 @@
+//! Thread dumps in a loop (and a wall-clock profile at the same time) while other threads
+//! allocate and free through the heap profiler, spawn and join threads, and load and
+//! unload a shared library: no hang, no crash, every dump complete.
+//!
+//! Bounded for CI (3 s); `STRESS_SECS=60 cargo test --release --test thread_dump_stress`
+//! (or `scripts/stress.sh`) runs it longer.
+#![cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+
+use std::ffi::CStr;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::libc;
+
+#[global_allocator]
+static ALLOC: profile::Allocator = profile::Allocator::system();
+
+/// Shared libraries of glibc itself, present wherever glibc is, rarely loaded already.
+const LIBRARIES: [&CStr; 3] = [c"libBrokenLocale.so.1", c"libresolv.so.2", c"libanl.so.1"];
+
+#[inline(never)]
+fn churn_heap(stop: &AtomicBool, ops: &AtomicU64) {
+    let mut keep: Vec<Vec<u8>> = Vec::new();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        i = i.wrapping_mul(31).wrapping_add(7);
+        keep.push(vec![i as u8; 16 + i % 4000]);
+        if keep.len() > 64 {
+            keep.swap_remove(i % keep.len());
+        }
+        ops.fetch_add(1, Ordering::Relaxed);
+    }
+    black_box(keep);
+}
+
+#[inline(never)]
+fn churn_threads(stop: &AtomicBool, ops: &AtomicU64) {
+    while !stop.load(Ordering::Relaxed) {
+        let t = thread::Builder::new()
+            .name("short-lived".into())
+            .spawn(|| black_box((0..1000u64).sum::<u64>()))
+            .unwrap();
+        t.join().unwrap();
+        ops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[inline(never)]
+fn churn_libraries(stop: &AtomicBool, ops: &AtomicU64) -> usize {
+    let mut loaded = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for name in LIBRARIES {
+            // SAFETY: dlopen/dlclose of glibc's own libraries, which have no constructors
+            // with side effects on this program.
+            unsafe {
+                let h = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+                if !h.is_null() {
+                    loaded += 1;
+                    libc::dlclose(h);
+                }
+            }
+        }
+        ops.fetch_add(1, Ordering::Relaxed);
+    }
+    loaded
+}
+
+#[test]
+fn dumps_survive_allocation_thread_and_library_churn() {
+    let secs: u64 = std::env::var("STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    profile::runtime::heap::set_rate(profile::runtime::heap::DEFAULT_RATE).unwrap();
+
+    let mut workers = Vec::new();
+    for (i, name) in ["heap", "threads", "libraries"].into_iter().enumerate() {
+        let (stop, counters) = (stop.clone(), counters.clone());
+        workers.push(
+            thread::Builder::new()
+                .name(format!("churn-{name}"))
+                .spawn(move || match i {
+                    0 => churn_heap(&stop, &counters[0]),
+                    1 => churn_threads(&stop, &counters[1]),
+                    _ => {
+                        let loaded = churn_libraries(&stop, &counters[2]);
+                        assert!(loaded > 0, "no library could be loaded");
+                    }
+                })
+                .unwrap(),
+        );
+    }
+    let clock = profile::runtime::clock::start(200).unwrap();
+
+    // The dump loop runs on its own thread so that a hang is reported, not waited out.
+    let (done_tx, done_rx) = mpsc::channel();
+    let dumper = thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let (mut dumps, mut threads, mut missing) = (0u64, 0usize, Vec::new());
+        while Instant::now() < end {
+            let snap = profile::runtime::threads::snapshot().expect("snapshot");
+            let mut text = Vec::new();
+            snap.write_dump(&mut text).unwrap();
+            snap.write_counts(&mut text).unwrap();
+            for t in snap.threads() {
+                threads += 1;
+                if let Some(why) = t.missing {
+                    missing.push((t.name.clone(), why));
+                }
+            }
+            dumps += 1;
+        }
+        done_tx.send((dumps, threads, missing)).unwrap();
+    });
+    let (dumps, threads, missing) = done_rx
+        .recv_timeout(Duration::from_secs(secs + 60))
+        .expect("the dump loop hung");
+    dumper.join().unwrap();
+    let clock_profile = clock.stop().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    profile::runtime::heap::set_rate(0).unwrap();
+
+    let ops: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    eprintln!(
+        "{dumps} dumps of {threads} threads in {secs} s; heap ops {}, threads spawned {}, \
+         library rounds {}; clock samples {}; stacks missing: {}",
+        ops[0],
+        ops[1],
+        ops[2],
+        clock_profile.total("samples"),
+        missing.len()
+    );
+    assert!(dumps >= 10, "only {dumps} dumps");
+    assert!(ops.iter().all(|&n| n > 0), "a churn thread made no progress: {ops:?}");
+    // Short-lived threads may exit between listing and capture (a new thread carries its
+    // parent's name until it names itself); nothing else may miss.
+    let unexpected: Vec<_> = missing
+        .iter()
+        .filter(|(_, why)| *why != "the thread exited")
+        .collect();
+    assert!(unexpected.is_empty(), "stacks missing: {unexpected:?}");
+    assert!(clock_profile.total("samples") > 0);
+}
