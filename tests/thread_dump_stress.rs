@@ -141,12 +141,25 @@ fn dumps_survive_allocation_thread_and_library_churn() {
     );
     assert!(dumps >= 10, "only {dumps} dumps");
     assert!(ops.iter().all(|&n| n > 0), "a churn thread made no progress: {ops:?}");
-    // Short-lived threads may exit between listing and capture (a new thread carries its
-    // parent's name until it names itself); nothing else may miss.
+    // Threads exit between listing and capture (a new thread carries its parent's name
+    // until it names itself): not a miss. Threads that keep the signal blocked (glibc
+    // does, for a moment, around thread creation and exit) are reported as such; they
+    // must stay rare.
     let unexpected: Vec<_> = missing
         .iter()
         .filter(|(_, why)| *why != "the thread exited")
         .collect();
-    assert!(unexpected.is_empty(), "stacks missing: {unexpected:?}");
+    eprintln!("missed other than by exiting: {unexpected:?}");
+    assert!(
+        unexpected.len() * 100 <= threads,
+        "more than 1% of stacks missing: {} of {threads}",
+        unexpected.len()
+    );
+    assert!(
+        unexpected
+            .iter()
+            .all(|(_, why)| *why == "the thread blocks the capture signal"),
+        "{unexpected:?}"
+    );
     assert!(clock_profile.total("samples") > 0);
 }

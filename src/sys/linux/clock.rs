@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::capture::{self, Capturer, Miss};
 use super::symbolize;
 use super::tasks;
-use super::threads::precheck;
+use super::threads::{precheck, refine};
 use crate::Error;
 use crate::profile::builder::{ProfileBuilder, now_nanos};
 use crate::profile::{Label, LabelValue, Profile, ValueType};
@@ -108,6 +108,7 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
                 capturer
                     .capture(task.tid, timeout)
                     .map(|s| s.frames.to_vec())
+                    .map_err(|miss| refine(miss, task.tid, task.blocks(signal)))
             });
             match result {
                 Ok(stack) => {

@@ -87,6 +87,11 @@ pub(crate) fn parse_status(tid: i32, text: &str) -> Task {
     task
 }
 
+/// Whether thread `tid` of this process still exists.
+pub(crate) fn exists(tid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
 /// Every thread of this process, by id. A thread that exits while it is being read is
 /// left out.
 pub(crate) fn list() -> Result<Vec<Task>, Error> {

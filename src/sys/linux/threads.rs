@@ -40,6 +40,16 @@ pub(crate) fn precheck(task: &Task, signal: i32, timeout: Duration) -> Result<Du
     }
 }
 
+/// A clearer reason for a thread that did not answer: it exited meanwhile (glibc blocks
+/// every signal while a thread exits), or it kept the signal blocked.
+pub(crate) fn refine(miss: Miss, tid: i32, blocked: bool) -> Miss {
+    match miss {
+        Miss::NoAnswer if !tasks::exists(tid) => Miss::Exited,
+        Miss::NoAnswer if blocked => Miss::SignalBlocked,
+        other => other,
+    }
+}
+
 /// Captures the stacks of `tasks` in turn (the caller's own thread included, through a
 /// signal to itself), giving up on the rest after `budget`.
 pub(crate) fn capture_all(
@@ -60,10 +70,7 @@ pub(crate) fn capture_all(
             let blocked = task.blocks(signal);
             capturer
                 .capture(task.tid, timeout)
-                .map_err(|miss| match miss {
-                    Miss::NoAnswer if blocked => Miss::SignalBlocked,
-                    other => other,
-                })
+                .map_err(|miss| refine(miss, task.tid, blocked))
                 .map(|c| RawStack {
                     frames: c.frames.to_vec(),
                     complete: c.complete,
