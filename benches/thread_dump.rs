@@ -94,11 +94,21 @@ fn main() {
     let pause_p99 = percentile(&mut pauses, 0.99);
     let capture = median(&mut captures);
     let total = median(&mut totals);
-    println!("thread_dump: {n} threads, {DUMPS} dumps (after one cold dump of {:.1} ms)", cold.as_secs_f64() * 1e3);
-    println!("  pause per thread (in handler): median {pause_median:.1} µs, p99 {pause_p99:.1} µs  (bar: median <= 50 µs)");
-    println!("  capture of all threads:        median {capture:.2} ms = {:.1} µs per thread", capture * 1e3 / n as f64);
-    println!("  end to end (list, capture, symbolize, profile): median {total:.2} ms, max {:.2} ms  (bar: <= 50 ms)",
-        totals.iter().cloned().fold(0.0, f64::max));
+    println!(
+        "thread_dump: {n} threads, {DUMPS} dumps (after one cold dump of {:.1} ms)",
+        cold.as_secs_f64() * 1e3
+    );
+    println!(
+        "  pause per thread (in handler): median {pause_median:.1} µs, p99 {pause_p99:.1} µs  (bar: median <= 50 µs)"
+    );
+    println!(
+        "  capture of all threads:        median {capture:.2} ms = {:.1} µs per thread",
+        capture * 1e3 / n as f64
+    );
+    println!(
+        "  end to end (list, capture, symbolize, profile): median {total:.2} ms, max {:.2} ms  (bar: <= 50 ms)",
+        totals.iter().cloned().fold(0.0, f64::max)
+    );
     println!("  threads without a stack: {missing}");
 
     *go.0.lock().unwrap() = true;

@@ -1,7 +1,10 @@
 //! Wall-clock profiles: a thread that sleeps half the time and computes half the time
 //! shows each half at ~50%; the guard's `clock.pb.gz` and `threads.pb.gz` are read by
 //! `go tool pprof` with no warnings.
-#![cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 use std::hint::black_box;
 use std::process::Command;
@@ -86,13 +89,19 @@ fn sleeping_half_and_computing_half_shows_each_at_half() {
     assert_eq!(p.sample_types[1].ty, "time");
     assert_eq!(p.sample_types[1].unit, "nanoseconds");
     let period = p.period_type.as_ref().unwrap();
-    assert_eq!((period.ty.as_str(), period.unit.as_str()), ("wall", "nanoseconds"));
+    assert_eq!(
+        (period.ty.as_str(), period.unit.as_str()),
+        ("wall", "nanoseconds")
+    );
     assert_eq!(p.period, 1_000_000_000 / 99);
 
     let (sleeping, computing) = (share(&p, "t-half", "nap"), share(&p, "t-half", "crunch"));
     eprintln!("t-half: nap {sleeping:.3}, crunch {computing:.3}");
     assert!((0.40..=0.60).contains(&sleeping), "nap at {sleeping:.3}");
-    assert!((0.40..=0.60).contains(&computing), "crunch at {computing:.3}");
+    assert!(
+        (0.40..=0.60).contains(&computing),
+        "crunch at {computing:.3}"
+    );
 
     // Every sample carries the thread's name and id; the thread's time adds up to the
     // wall time it was sampled for (3 s, give or take its start and a round).
@@ -108,7 +117,10 @@ fn sleeping_half_and_computing_half_shows_each_at_half() {
         .map(|s| s.values[t])
         .sum();
     let secs = thread_time as f64 / 1e9;
-    assert!((2.7..=3.3).contains(&secs), "t-half time {secs:.2} s of 3 s");
+    assert!(
+        (2.7..=3.3).contains(&secs),
+        "t-half time {secs:.2} s of 3 s"
+    );
     // The sampler does not sample itself.
     assert!(!p.samples.iter().any(|s| is_thread(&p, s, "profile-clock")));
 }
@@ -184,14 +196,27 @@ fn guards_write_clock_and_threads_files_that_go_tool_pprof_reads() {
     assert!(top.contains("nap") && top.contains("crunch"), "{top}");
     let top = pprof_top(go, &threads_file);
     assert!(top.contains("Type: threads"), "{top}");
-    assert!(top.contains("t-half") || top.contains("clock_profile::"), "{top}");
+    assert!(
+        top.contains("t-half") || top.contains("clock_profile::"),
+        "{top}"
+    );
     // Labels are readable: filter on the thread's name.
     let out = Command::new(go)
-        .args(["tool", "pprof", "-traces", "-tagfocus", "thread_name=t-half"])
+        .args([
+            "tool",
+            "pprof",
+            "-traces",
+            "-tagfocus",
+            "thread_name=t-half",
+        ])
         .arg(&threads_file)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("thread_id"), "{text}");
 }

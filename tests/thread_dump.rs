@@ -1,7 +1,10 @@
 //! Thread dumps of eight threads parked in eight different ways, each in its own named
 //! function: the dump shows every one with its name, state and function, and none of
 //! them notices (the interrupted sleep and read complete correctly).
-#![cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -108,7 +111,9 @@ fn dump_shows_eight_parked_threads_and_disturbs_none() {
         .unwrap();
     let locker = {
         let m = held.clone();
-        spawn("t-lock").spawn(move || park_in_lock_wait(&m)).unwrap()
+        spawn("t-lock")
+            .spawn(move || park_in_lock_wait(&m))
+            .unwrap()
     };
     let waiter = {
         let p = pair.clone();
@@ -121,18 +126,24 @@ fn dump_shows_eight_parked_threads_and_disturbs_none() {
         .unwrap();
     let spinner = {
         let s = stop.clone();
-        spawn("t-spin").spawn(move || park_in_busy_loop(&s)).unwrap()
+        spawn("t-spin")
+            .spawn(move || park_in_busy_loop(&s))
+            .unwrap()
     };
     let receiver = spawn("t-recv")
         .spawn(move || park_in_channel_recv(rx))
         .unwrap();
     let at_barrier = {
         let b = barrier.clone();
-        spawn("t-barrier").spawn(move || park_in_barrier(&b)).unwrap()
+        spawn("t-barrier")
+            .spawn(move || park_in_barrier(&b))
+            .unwrap()
     };
     let parked = {
         let s = stop.clone();
-        spawn("t-park").spawn(move || park_in_thread_park(&s)).unwrap()
+        spawn("t-park")
+            .spawn(move || park_in_thread_park(&s))
+            .unwrap()
     };
     thread::sleep(Duration::from_millis(300)); // let every thread reach its wait
 
@@ -167,7 +178,11 @@ fn dump_shows_eight_parked_threads_and_disturbs_none() {
         let me = snap
             .threads()
             .iter()
-            .find(|t| t.frames.iter().any(|f| f.function.contains("disturbs_none")))
+            .find(|t| {
+                t.frames
+                    .iter()
+                    .any(|f| f.function.contains("disturbs_none"))
+            })
             .expect("the calling thread");
         assert!(
             !me.frames[0].function.starts_with("profile::"),
@@ -298,7 +313,11 @@ fn counts_text_groups_identical_stacks() {
     let s = p
         .samples
         .iter()
-        .find(|s| p.stack_names(s).iter().any(|n| n.ends_with("park_in_thread_park")))
+        .find(|s| {
+            p.stack_names(s)
+                .iter()
+                .any(|n| n.ends_with("park_in_thread_park"))
+        })
         .unwrap();
     assert_eq!(s.values, vec![4]);
     assert_eq!(s.labels.iter().filter(|l| l.key == "thread_id").count(), 4);

@@ -4,7 +4,10 @@
 //!
 //! Bounded for CI (3 s); `STRESS_SECS=60 cargo test --release --test thread_dump_stress`
 //! (or `scripts/stress.sh`) runs it longer.
-#![cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 use std::ffi::CStr;
 use std::hint::black_box;
@@ -140,7 +143,10 @@ fn dumps_survive_allocation_thread_and_library_churn() {
         missing.len()
     );
     assert!(dumps >= 10, "only {dumps} dumps");
-    assert!(ops.iter().all(|&n| n > 0), "a churn thread made no progress: {ops:?}");
+    assert!(
+        ops.iter().all(|&n| n > 0),
+        "a churn thread made no progress: {ops:?}"
+    );
     // Threads exit between listing and capture (a new thread carries its parent's name
     // until it names itself): not a miss. Threads that keep the signal blocked (glibc
     // does, for a moment, around thread creation and exit) are reported as such; they

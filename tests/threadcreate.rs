@@ -10,7 +10,9 @@ mod common;
 
 #[inline(never)]
 fn spawn_pool_a(n: usize) {
-    let handles: Vec<_> = (0..n).map(|i| thread::spawn(move || black_box(i))).collect();
+    let handles: Vec<_> = (0..n)
+        .map(|i| thread::spawn(move || black_box(i)))
+        .collect();
     for h in handles {
         h.join().unwrap();
     }
@@ -46,8 +48,14 @@ fn counts_thread_creations_by_stack_and_writes_a_file_go_reads() {
     spawn_pool_b(2);
     let p = profile::runtime::threadcreate::profile().unwrap();
     assert_eq!(p.sample_types[0].ty, "threadcreate");
-    assert_eq!(created_in(&p, "spawn_pool_a") - created_in(&before, "spawn_pool_a"), 5);
-    assert_eq!(created_in(&p, "spawn_pool_b") - created_in(&before, "spawn_pool_b"), 2);
+    assert_eq!(
+        created_in(&p, "spawn_pool_a") - created_in(&before, "spawn_pool_a"),
+        5
+    );
+    assert_eq!(
+        created_in(&p, "spawn_pool_b") - created_in(&before, "spawn_pool_b"),
+        2
+    );
     // The interposer's own frames are cut: no sample starts inside this crate.
     for s in &p.samples {
         let names = p.stack_names(s);

@@ -700,6 +700,9 @@ pub(crate) fn set_rate(rate: usize) -> usize {
             None => None,
         }
     });
+    // Freed outside the lock, unrecorded. (Where there is no fast unwinder the type has
+    // no destructor and this is a no-op.)
+    #[allow(clippy::drop_non_drop)]
     unrecorded(|| drop(old));
     if rate != 0 {
         CONTROL.fetch_or(ENABLED, Ordering::SeqCst);
@@ -741,6 +744,7 @@ pub(crate) fn counters() -> Counters {
 }
 
 /// A copy of the tables' contents.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux backend
 pub(crate) struct Snapshot {
     pub rate: usize,
     pub buckets: Vec<Bucket>,
@@ -771,6 +775,7 @@ pub(crate) fn snapshot() -> Snapshot {
 
 /// Go's `scaleHeapSample`: the unbiased (count, bytes) of `count` sampled objects totalling
 /// `bytes`, each sampled with probability `1 - exp(-avg / rate)`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by the Linux backend
 pub(crate) fn scale(count: u64, bytes: u64, rate: usize) -> (i64, i64) {
     if count == 0 || bytes == 0 {
         return (0, 0);

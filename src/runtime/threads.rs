@@ -183,7 +183,7 @@ impl Snapshot {
                 None => groups.push((pcs, &t.name, vec![t])),
             }
         }
-        groups.sort_by(|a, b| b.2.len().cmp(&a.2.len()));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
         for (pcs, name, threads) in &groups {
             write!(w, "{} @", threads.len())?;
             for pc in pcs {

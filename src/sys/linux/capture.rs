@@ -559,3 +559,95 @@ impl Capturer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::profile::builder::Resolve;
+    use crate::test_alloc::allocations;
+
+    #[inline(never)]
+    fn idle_until(stop: &AtomicBool) -> usize {
+        let before = allocations();
+        while !stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        allocations() - before
+    }
+
+    /// The layering rule, checked: neither the handler (on the target thread) nor the
+    /// requester's `capture` allocates.
+    #[test]
+    fn capture_allocates_on_neither_side() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let target = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tid_tx.send(unsafe { libc::gettid() }).unwrap();
+                idle_until(&stop)
+            })
+        };
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut capturer = Capturer::new().unwrap();
+        capturer.refresh();
+        let mut depths = Vec::with_capacity(100);
+        let before = allocations();
+        for _ in 0..100 {
+            let c = capturer.capture(tid, Duration::from_secs(1)).unwrap();
+            depths.push((c.frames.len(), c.complete));
+        }
+        // This thread too (the handler runs here before tgkill returns).
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let own = capturer.capture(me, Duration::from_secs(1)).unwrap();
+        let own_len = own.frames.len();
+        let own_frames = own.frames.to_vec();
+        assert_eq!(allocations() - before, 1, "only the to_vec above allocates");
+        drop(capturer);
+        stop.store(true, Ordering::Release);
+        assert_eq!(target.join().unwrap(), 0, "the handler allocated");
+        assert!(
+            depths.iter().all(|&(n, complete)| n > 3 && complete),
+            "{depths:?}"
+        );
+        assert!(own_len > 3);
+
+        // The own stack names this test.
+        let mut symbolizer = crate::sys::imp::symbolize::shared();
+        let names: Vec<String> = own_frames
+            .iter()
+            .skip(1)
+            .flat_map(|&pc| {
+                let r = symbolizer.resolve(pc - 1);
+                r.frames.iter().map(|f| f.name.clone()).collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("capture_allocates_on_neither_side")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn exited_thread_is_reported_at_once() {
+        let tid = std::thread::spawn(|| {
+            // SAFETY: gettid has no preconditions.
+            unsafe { libc::gettid() }
+        })
+        .join()
+        .unwrap();
+        let mut capturer = Capturer::new().unwrap();
+        let start = Instant::now();
+        let miss = capturer.capture(tid, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(miss, Miss::Exited);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

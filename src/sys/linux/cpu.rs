@@ -5,7 +5,6 @@
 //! here. Its stacks start inside the handler, so the frames up to and including the
 //! signal trampoline are cut off before symbolization (see [`trim_handler_frames`]).
 
-
 use crate::Error;
 use crate::profile::builder::{ProfileBuilder, nanos_since_epoch};
 use crate::profile::{Label, LabelValue, Profile, ValueType};

@@ -110,7 +110,9 @@ unsafe extern "C" fn collect(
     let (lo, hi) = loads
         .iter()
         .filter(|s| s.3)
-        .fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.0), hi.max(s.0 + s.1)));
+        .fold((u64::MAX, 0), |(lo, hi), s| {
+            (lo.min(s.0), hi.max(s.0 + s.1))
+        });
     if lo >= hi {
         return 0;
     }
@@ -215,6 +217,7 @@ where
 /// # Safety
 ///
 /// The object must stay loaded while the module is used (no `dlclose`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the heap's fast unwinder
 pub(crate) unsafe fn module_in_place(l: &Loaded) -> Module<&'static [u8]> {
     let len = |r: &Range<u64>| r.end - r.start;
     // SAFETY: the sections lie in the object's loaded segments; per the contract the

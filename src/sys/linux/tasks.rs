@@ -99,7 +99,11 @@ pub(crate) fn list() -> Result<Vec<Task>, Error> {
     let mut tasks = Vec::new();
     for entry in fs::read_dir(DIR).map_err(|e| Error::io(DIR, e))? {
         let entry = entry.map_err(|e| Error::io(DIR, e))?;
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Ok(text) = fs::read_to_string(format!("{DIR}/{tid}/status")) {
@@ -131,7 +135,10 @@ mod tests {
         // SAFETY: gettid has no preconditions.
         let me = unsafe { nix::libc::gettid() };
         let tasks = list().unwrap();
-        let t = tasks.iter().find(|t| t.tid == me).expect("own thread listed");
+        let t = tasks
+            .iter()
+            .find(|t| t.tid == me)
+            .expect("own thread listed");
         assert_eq!(t.state, 'R');
     }
 }

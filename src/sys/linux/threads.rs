@@ -10,9 +10,7 @@ use super::tasks::{self, Task};
 use crate::Error;
 use crate::profile::builder::{ProfileBuilder, Resolve};
 use crate::profile::{Label, LabelValue, ValueType};
-use crate::runtime::threads::{
-    DUMP_TIMEOUT, Frame, Snapshot, THREAD_TIMEOUT, Thread, ThreadState,
-};
+use crate::runtime::threads::{DUMP_TIMEOUT, Frame, Snapshot, THREAD_TIMEOUT, Thread, ThreadState};
 
 /// One thread's raw capture.
 pub(crate) struct RawStack {
@@ -87,9 +85,11 @@ pub(crate) fn capture_all(
 fn own_frames(symbolizer: &mut Symbolizer, stack: &[u64]) -> usize {
     let ours = |n: &str| n.starts_with("profile::") || n.starts_with("<profile::");
     let library = |n: &str| {
-        ["core::", "<core::", "alloc::", "<alloc::", "std::", "<std::"]
-            .iter()
-            .any(|p| n.starts_with(p))
+        [
+            "core::", "<core::", "alloc::", "<alloc::", "std::", "<std::",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
             || n == "syscall"
     };
     let mut cut = 0;
