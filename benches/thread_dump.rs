@@ -51,6 +51,18 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
+/// CPU time used by this process so far.
+fn process_cpu() -> Duration {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec passed.
+    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn main() {
     let go = Arc::new((Mutex::new(false), Condvar::new()));
     let mut senders = Vec::new();
@@ -110,6 +122,24 @@ fn main() {
         totals.iter().cloned().fold(0.0, f64::max)
     );
     println!("  threads without a stack: {missing}");
+
+    // Wall-clock profiling of the same process: CPU time the sampler costs per second.
+    for hz in [99u32, 19] {
+        let cpu0 = process_cpu();
+        let wall = Instant::now();
+        let clock = profile::runtime::clock::start(hz).unwrap();
+        thread::sleep(Duration::from_secs(2));
+        let sampling = process_cpu() - cpu0;
+        let p = clock.stop().unwrap();
+        let secs = wall.elapsed().as_secs_f64();
+        println!(
+            "  clock profile at {hz} Hz of {n} threads: {:.1}% of one core while sampling, \
+             {} samples ({:.0} per second)",
+            sampling.as_secs_f64() / 2.0 * 100.0,
+            p.total("samples"),
+            p.total("samples") as f64 / secs
+        );
+    }
 
     *go.0.lock().unwrap() = true;
     go.1.notify_all();

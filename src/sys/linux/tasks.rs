@@ -92,26 +92,35 @@ pub(crate) fn exists(tid: i32) -> bool {
     std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
-/// Every thread of this process, by id. A thread that exits while it is being read is
-/// left out.
-pub(crate) fn list() -> Result<Vec<Task>, Error> {
-    const DIR: &str = "/proc/self/task";
-    let mut tasks = Vec::new();
+const DIR: &str = "/proc/self/task";
+
+/// The ids of this process's threads, ascending (a directory listing: cheap).
+pub(crate) fn tids() -> Result<Vec<i32>, Error> {
+    let mut tids = Vec::new();
     for entry in fs::read_dir(DIR).map_err(|e| Error::io(DIR, e))? {
         let entry = entry.map_err(|e| Error::io(DIR, e))?;
-        let Some(tid) = entry
+        if let Some(tid) = entry
             .file_name()
             .to_str()
             .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(text) = fs::read_to_string(format!("{DIR}/{tid}/status")) {
-            tasks.push(parse_status(tid, &text));
+        {
+            tids.push(tid);
         }
     }
-    tasks.sort_by_key(|t| t.tid);
-    Ok(tasks)
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// Thread `tid` as its `status` file says; `None` if it has exited.
+pub(crate) fn read(tid: i32) -> Option<Task> {
+    let text = fs::read_to_string(format!("{DIR}/{tid}/status")).ok()?;
+    Some(parse_status(tid, &text))
+}
+
+/// Every thread of this process, by id (about 20 µs per thread: a `status` read each).
+/// A thread that exits while it is being read is left out.
+pub(crate) fn list() -> Result<Vec<Task>, Error> {
+    Ok(tids()?.into_iter().filter_map(read).collect())
 }
 
 #[cfg(test)]
