@@ -20,3 +20,19 @@ pub fn cmdline() -> Vec<String> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cmdline_is_the_program_and_its_arguments() {
+        let args = super::cmdline();
+        let exe = std::env::current_exe().unwrap();
+        let first = std::path::Path::new(&args[0]);
+        assert_eq!(
+            first.file_name(),
+            exe.file_name(),
+            "{args:?} should start with this test binary"
+        );
+        assert_eq!(args.len(), std::env::args_os().count());
+    }
+}
