@@ -41,85 +41,18 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use framehop::{FrameAddress, Unwinder};
 use nix::libc;
 use parking_lot::{Mutex, MutexGuard};
 
-use super::objects;
+use super::stackwalk::{self, Cache, Walker};
 use crate::Error;
 
 /// The deepest stack recorded; deeper ones are cut (marked incomplete).
-pub(crate) const MAX_FRAMES: usize = 128;
+pub(crate) const MAX_FRAMES: usize = stackwalk::MAX_FRAMES;
 
 /// The first real-time signal tried, as an offset from `SIGRTMIN`: the lowest few are the
 /// ones other libraries reach for first.
 const FIRST_SIGNAL_OFFSET: i32 = 8;
-
-#[cfg(target_arch = "x86_64")]
-mod arch {
-    use framehop::MustNotAllocateDuringUnwind;
-    use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
-    use nix::libc;
-
-    pub(super) const SUPPORTED: bool = true;
-    pub(super) type Unwinder = UnwinderX86_64<Vec<u8>, MustNotAllocateDuringUnwind>;
-    pub(super) type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
-    pub(super) type Regs = UnwindRegsX86_64;
-
-    /// The interrupted context's (pc, sp, unwind registers).
-    ///
-    /// # Safety
-    ///
-    /// `uc` is the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
-    pub(super) unsafe fn context(uc: *const libc::ucontext_t) -> Option<(u64, u64, Regs)> {
-        // SAFETY: per the function's contract, `uc` is valid for reads.
-        let g = unsafe { &(*uc).uc_mcontext.gregs };
-        let reg = |r: libc::c_int| g[r as usize] as u64;
-        let (ip, sp, bp) = (reg(libc::REG_RIP), reg(libc::REG_RSP), reg(libc::REG_RBP));
-        Some((ip, sp, UnwindRegsX86_64::new(ip, sp, bp)))
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-mod arch {
-    use framehop::MustNotAllocateDuringUnwind;
-    use framehop::aarch64::{CacheAarch64, UnwindRegsAarch64, UnwinderAarch64};
-    use nix::libc;
-
-    pub(super) const SUPPORTED: bool = true;
-    pub(super) type Unwinder = UnwinderAarch64<Vec<u8>, MustNotAllocateDuringUnwind>;
-    pub(super) type Cache = CacheAarch64<MustNotAllocateDuringUnwind>;
-    pub(super) type Regs = UnwindRegsAarch64;
-
-    /// The interrupted context's (pc, sp, unwind registers).
-    ///
-    /// # Safety
-    ///
-    /// `uc` is the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
-    pub(super) unsafe fn context(uc: *const libc::ucontext_t) -> Option<(u64, u64, Regs)> {
-        // SAFETY: per the function's contract, `uc` is valid for reads.
-        let m = unsafe { &(*uc).uc_mcontext };
-        let (pc, sp, fp, lr) = (m.pc, m.sp, m.regs[29], m.regs[30]);
-        Some((pc, sp, UnwindRegsAarch64::new(lr, sp, fp)))
-    }
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod arch {
-    use framehop::MustNotAllocateDuringUnwind;
-    use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
-    use nix::libc;
-
-    pub(super) const SUPPORTED: bool = false;
-    pub(super) type Unwinder = UnwinderX86_64<Vec<u8>, MustNotAllocateDuringUnwind>;
-    pub(super) type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
-    pub(super) type Regs = UnwindRegsX86_64;
-
-    /// Never called: no capturer is created on this architecture.
-    pub(super) unsafe fn context(_uc: *const libc::ucontext_t) -> Option<(u64, u64, Regs)> {
-        None
-    }
-}
 
 /// Why a thread's stack was not captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,13 +122,9 @@ static CORE: Mutex<()> = Mutex::new(());
 static SLOT: OnceLock<Shared> = OnceLock::new();
 
 struct Slot {
-    unwinder: arch::Unwinder,
-    cache: arch::Cache,
-    /// The loader generation `unwinder` was built for.
-    generation: (u64, u64),
-    /// Sorted readable and writable mappings (where stacks live): the handler reads a
-    /// stack only inside the mapping its stack pointer is in.
-    writable: Vec<(u64, u64)>,
+    /// What the handler walks with; replaced only by the requester (see `refresh`).
+    walker: Walker,
+    cache: Cache,
     frames: [u64; MAX_FRAMES],
     len: usize,
     complete: bool,
@@ -292,58 +221,14 @@ extern "C" fn handler(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
 
 impl Slot {
     fn new() -> Slot {
-        let mut slot = Slot {
-            unwinder: arch::Unwinder::new(),
-            cache: arch::Cache::new_in(),
-            generation: (u64::MAX, u64::MAX),
-            writable: Vec::new(),
+        Slot {
+            walker: Walker::new(),
+            cache: Cache::new_in(),
             frames: [0; MAX_FRAMES],
             len: 0,
             complete: false,
             handler_nanos: 0,
-        };
-        slot.refresh_modules();
-        slot
-    }
-
-    /// Rebuilds the module list when objects were loaded or unloaded. The unwind sections
-    /// are copied, so a later `dlclose` cannot pull them from under a handler.
-    fn refresh_modules(&mut self) {
-        let generation = objects::generation();
-        if generation == self.generation {
-            return;
         }
-        let mut unwinder = arch::Unwinder::new();
-        for m in objects::list(true)
-            .into_iter()
-            .filter_map(objects::module_copied)
-        {
-            unwinder.add_module(m);
-        }
-        self.unwinder = unwinder;
-        self.cache = arch::Cache::new_in();
-        self.generation = generation;
-    }
-
-    /// Re-reads the writable mappings from /proc/self/maps.
-    fn refresh_writable(&mut self) {
-        self.writable.clear();
-        let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        for line in text.lines() {
-            let mut fields = line.split_ascii_whitespace();
-            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            if !perms.starts_with("rw") {
-                continue;
-            }
-            if let Some((a, b)) = range.split_once('-')
-                && let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
-            {
-                self.writable.push((a, b));
-            }
-        }
-        self.writable.sort_unstable();
     }
 
     /// Walks the stack of the interrupted context into `frames`. Runs in the handler.
@@ -352,49 +237,10 @@ impl Slot {
     ///
     /// `uc` is the context passed to the handler, and the caller owns the slot.
     unsafe fn walk(&mut self, uc: *const libc::ucontext_t) {
-        self.len = 0;
-        self.complete = false;
         // SAFETY: per the function's contract.
-        let Some((pc, sp, regs)) = (unsafe { arch::context(uc) }) else {
-            return;
-        };
-        // The mapping holding the stack pointer bounds every read.
-        let i = self.writable.partition_point(|&(start, _)| start <= sp);
-        let (lo, hi) = match i.checked_sub(1).map(|i| self.writable[i]) {
-            Some((lo, hi)) if sp < hi => (lo, hi),
-            _ => (0, 0),
-        };
-        let mut read_stack = |addr: u64| {
-            if addr < lo || addr.saturating_add(8) > hi || !addr.is_multiple_of(8) {
-                return Err(());
-            }
-            // SAFETY: an aligned address inside the readable, writable mapping that holds
-            // this thread's stack (listed before the request; a live thread's stack stays
-            // mapped while it runs this handler).
-            Ok(unsafe { (addr as *const u64).read_volatile() })
-        };
-        let mut iter = self
-            .unwinder
-            .iter_frames(pc, regs, &mut self.cache, &mut read_stack);
-        loop {
-            match iter.next() {
-                Ok(Some(frame)) => {
-                    if self.len == MAX_FRAMES {
-                        return;
-                    }
-                    self.frames[self.len] = match frame {
-                        FrameAddress::InstructionPointer(a) => a,
-                        FrameAddress::ReturnAddress(a) => a.get(),
-                    };
-                    self.len += 1;
-                }
-                Ok(None) => {
-                    self.complete = true;
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
+        let (len, complete) = unsafe { self.walker.walk(&mut self.cache, uc, &mut self.frames) };
+        self.len = len;
+        self.complete = complete;
     }
 }
 
@@ -455,7 +301,7 @@ impl Capturer {
     /// caller should [`refresh`](Capturer::refresh) after listing the threads it will ask
     /// for and before asking.
     pub(crate) fn new() -> Result<Capturer, Error> {
-        if !arch::SUPPORTED {
+        if !stackwalk::SUPPORTED {
             return Err(Error::Unsupported {
                 what: "capturing other threads' stacks on this architecture",
             });
@@ -485,8 +331,12 @@ impl Capturer {
     /// listing the threads to capture: a thread's stack must be mapped when this runs.
     pub(crate) fn refresh(&mut self) {
         if let Some(slot) = self.slot() {
-            slot.refresh_modules();
-            slot.refresh_writable();
+            if !slot.walker.is_current() {
+                slot.walker = Walker::new();
+                slot.cache = Cache::new_in();
+            } else {
+                slot.walker.refresh_writable();
+            }
         }
     }
 

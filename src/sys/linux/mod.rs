@@ -8,6 +8,7 @@ pub(crate) mod cpu;
 pub(crate) mod heap;
 pub(crate) mod hook;
 pub(crate) mod objects;
+pub(crate) mod stackwalk;
 pub(crate) mod symbolize;
 pub(crate) mod tasks;
 #[cfg(feature = "threadcreate")]
