@@ -133,14 +133,6 @@ pub enum Error {
         last: i32,
     },
 
-    /// The CPU sampler (the `pprof` crate) refused to start or to report.
-    #[error("profile: the CPU sampler failed: {source}")]
-    Sampler {
-        /// The sampler's own error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-
     /// Bytes that are not a pprof profile (bad gzip, bad protobuf, indices out of range).
     #[error("profile: cannot decode profile: {reason}")]
     Decode {

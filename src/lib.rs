@@ -170,6 +170,7 @@ mod builder;
 mod error;
 mod guard;
 mod heap;
+pub mod labels;
 mod output;
 mod profile;
 pub mod runtime;

@@ -36,7 +36,7 @@ fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
 
     let (raw, stderr) = pprof(go, &["-raw"], &file);
     assert!(stderr.trim().is_empty(), "warnings from -raw:\n{stderr}");
-    assert!(raw.starts_with("PeriodType: cpu nanoseconds"), "{raw}");
+    assert!(raw.contains("\nPeriodType: cpu nanoseconds\n"), "{raw}");
     // Functions with file:line, e.g. `go_compat::common::hot_three .../tests/common/mod.rs:37`.
     for f in ["common::hot_three", "common::cold_one"] {
         let line = raw

@@ -129,6 +129,31 @@ impl<'r> ProfileBuilder<'r> {
         }
     }
 
+    /// Adds a sample whose one frame is a named pseudo-function with no address (Go's
+    /// `lostProfileEvent`: samples that were counted but could not be recorded).
+    pub(crate) fn add_synthetic(&mut self, function: &str, values: &[i64], labels: Vec<Label>) {
+        let function_id = self.function(&SymFrame {
+            name: function.to_owned(),
+            ..SymFrame::default()
+        });
+        let id = self.profile.locations.len() as u64 + 1;
+        self.profile.locations.push(Location {
+            id,
+            mapping_id: 0,
+            address: 0,
+            lines: vec![Line {
+                function_id,
+                line: 0,
+            }],
+            is_folded: false,
+        });
+        self.profile.samples.push(Sample {
+            location_ids: vec![id],
+            values: values.to_vec(),
+            labels,
+        });
+    }
+
     fn location(&mut self, address: u64) -> u64 {
         if let Some(&id) = self.locations.get(&address) {
             return id;

@@ -8,12 +8,28 @@ pub(crate) mod cpu {
     /// Never constructed on this platform.
     pub(crate) struct Sampler(());
 
+    /// The handler's counters.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub(crate) struct Counters {
+        pub signals: u64,
+        pub lost: u64,
+        pub leaf_only: u64,
+        pub handler_nanos: u64,
+        pub frames: u64,
+    }
+
     impl Sampler {
         pub(crate) fn start(_hz: u32) -> Result<Sampler, Error> {
             Err(Error::Unsupported {
                 what: "CPU profiling",
             })
         }
+
+        pub(crate) fn counters(&self) -> Counters {
+            Counters::default()
+        }
+
+        pub(crate) fn discard(self) {}
 
         pub(crate) fn stop(self) -> Result<Profile, Error> {
             Err(Error::Unsupported {

@@ -264,10 +264,11 @@ fn install() -> Result<i32, Error> {
             action.sa_sigaction = handler as *const () as libc::sighandler_t;
             // SA_RESTART: reads, writes and waits of the interrupted thread resume.
             action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            // SAFETY: an empty mask for a valid sigset_t; then installs a handler that
-            // follows the layering rule.
+            // SAFETY: a valid sigset_t: empty but for SIGPROF (a CPU sample is never taken
+            // inside this handler); then installs a handler that follows the layering rule.
             let installed = unsafe {
                 libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaddset(&mut action.sa_mask, libc::SIGPROF);
                 libc::sigaction(signal, &action, std::ptr::null_mut())
             };
             if installed == 0 {

@@ -1,110 +1,444 @@
-//! CPU sampling through the `pprof` crate (setitimer(ITIMER_PROF) + SIGPROF), and the
-//! conversion of its unresolved report (raw return addresses) into a [`Profile`].
+//! CPU sampling with per-thread CPU-time timers: every thread gets a POSIX timer on its
+//! own CPU clock that sends SIGPROF to that thread (`timer_create` with
+//! `SIGEV_THREAD_ID`), as Go does since 1.18. The handler (`cpu_signal.rs`) walks the
+//! interrupted stack into a lock-free ring; the `profile-cpu` manager thread drains it,
+//! gives timers to threads that start, deletes those of threads that exit, and rebuilds
+//! the module list when libraries are loaded or unloaded.
 //!
-//! The signal handler is the `pprof` crate's own; nothing of ours runs in signal context
-//! here. Its stacks start inside the handler, so the frames up to and including the
-//! signal trampoline are cut off before symbolization (see [`trim_handler_frames`]).
+//! Why not one process-wide timer (`setitimer(ITIMER_PROF)`, what the `pprof` crate
+//! uses): the kernel delivers at most about one such signal per tick to the whole
+//! process, to whichever thread is running, so with several busy threads the profile
+//! loses CPU time and skews toward some threads (`shared/reference/measurements.md`:
+//! 0.53× at 2 threads × 250 Hz). A thread's own CPU clock fires for that thread alone;
+//! when the requested period is shorter than the kernel can deliver, the timer's overrun
+//! count says how many periods one signal stands for, and each sample weighs
+//! `1 + overrun`.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::libc;
+
+use super::cpu_signal::{self, Ring, STATS};
+use super::stackwalk::Walker;
+use super::symbolize;
+use super::tasks;
 use crate::Error;
-use crate::profile::builder::{ProfileBuilder, nanos_since_epoch};
+use crate::labels::{self, LabelSet};
+use crate::profile::builder::{ProfileBuilder, now_nanos};
 use crate::profile::{Label, LabelValue, Profile, ValueType};
 
-use super::symbolize::{self, Symbolizer};
+/// How often the manager drains the ring and looks for new threads: a thread that starts
+/// is sampled from at most this long after its start.
+const SCAN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// A running CPU sampler.
-pub(crate) struct Sampler {
-    guard: pprof::ProfilerGuard<'static>,
-    hz: u32,
+/// Live counters of a running sampler.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub signals: u64,
+    pub lost: u64,
+    pub leaf_only: u64,
+    pub handler_nanos: u64,
+    pub frames: u64,
 }
 
-fn sampler_error(e: pprof::Error) -> Error {
-    Error::Sampler {
-        source: Box::new(e),
+pub(crate) fn counters() -> Counters {
+    use std::sync::atomic::Ordering::Relaxed;
+    Counters {
+        signals: STATS.signals.load(Relaxed),
+        lost: STATS.lost.load(Relaxed),
+        leaf_only: STATS.no_cache.load(Relaxed),
+        handler_nanos: STATS.handler_nanos.load(Relaxed),
+        frames: STATS.frames.load(Relaxed),
     }
 }
 
+/// (stack, tid, thread name, labels).
+type Key = (Vec<u64>, i32, [u8; 16], Option<Arc<LabelSet>>);
+
+/// What the manager collected.
+#[derive(Default)]
+struct Collected {
+    /// Σ weight per key.
+    samples: HashMap<Key, u64>,
+    /// Threads that got a timer, and timers that could not be made (thread gone).
+    threads_timed: u64,
+    timer_failures: u64,
+}
+
+impl Collected {
+    fn add(&mut self, s: &cpu_signal::Sample) {
+        // SAFETY: the sample's label reference (from acquire_current), taken over once.
+        let labels = unsafe { labels::take(s.labels) };
+        let key = (s.frames[..s.len as usize].to_vec(), s.tid, s.name, labels);
+        *self.samples.entry(key).or_default() += u64::from(s.weight);
+    }
+}
+
+/// The per-thread timers.
+struct Timers {
+    period: Duration,
+    by_tid: HashMap<i32, libc::timer_t>,
+    rng: u64,
+}
+
+// SAFETY: a timer_t is an id the kernel (through glibc) hands out; the timers are used
+// only by the thread that owns this struct.
+unsafe impl Send for Timers {}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    }
+}
+
+impl Timers {
+    fn new(period: Duration) -> Timers {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
+        Timers {
+            period,
+            by_tid: HashMap::new(),
+            rng: seed,
+        }
+    }
+
+    /// A first expiry uniformly in (0, period]: a thread that lives for less than a period
+    /// still has its chance of being sampled in proportion to the CPU it used.
+    fn first_expiry(&mut self) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let nanos = self.period.as_nanos() as u64;
+        Duration::from_nanos(1 + self.rng % nanos)
+    }
+
+    /// Gives thread `tid` a timer on its CPU clock; false if that failed (it exited).
+    fn create(&mut self, tid: i32) -> bool {
+        // The thread's CPU clock id, as glibc's pthread_getcpuclockid computes it:
+        // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED) = (~tid << 3) | PERTHREAD | SCHED.
+        let clock: libc::clockid_t = ((!tid) << 3) | 6;
+        // SAFETY: an all-zero sigevent is valid; the fields that matter are set below.
+        let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = libc::SIGPROF;
+        sev.sigev_notify_thread_id = tid;
+        let mut id: libc::timer_t = std::ptr::null_mut();
+        // SAFETY: valid pointers to a sigevent and a timer_t; the result is checked.
+        if unsafe { libc::timer_create(clock, &mut sev, &mut id) } != 0 {
+            return false;
+        }
+        let spec = libc::itimerspec {
+            it_interval: timespec(self.period),
+            it_value: timespec(self.first_expiry()),
+        };
+        // SAFETY: a timer just created, a valid itimerspec; the result is checked.
+        if unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) } != 0 {
+            // SAFETY: deleting the timer just created.
+            unsafe { libc::timer_delete(id) };
+            return false;
+        }
+        self.by_tid.insert(tid, id);
+        true
+    }
+
+    fn delete(&mut self, tid: i32) {
+        if let Some(id) = self.by_tid.remove(&tid) {
+            // SAFETY: a timer we created and have not deleted. Failure (EINVAL) would mean
+            // it is already gone, which is the goal.
+            unsafe { libc::timer_delete(id) };
+        }
+    }
+
+    fn delete_all(&mut self) {
+        let tids: Vec<i32> = self.by_tid.keys().copied().collect();
+        for tid in tids {
+            self.delete(tid);
+        }
+    }
+}
+
+/// SIGPROF's disposition before ours, restored at stop unless it was the default (a
+/// signal still pending when the timers are deleted would then end the process; our
+/// handler stays and ignores it).
+struct Previous(libc::sigaction);
+
+// SAFETY: a plain C struct copied between threads.
+unsafe impl Send for Previous {}
+
+fn install_handler() -> Result<Previous, Error> {
+    // SAFETY: a zeroed sigaction is valid; the fields are set below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = cpu_signal::handler as *const () as libc::sighandler_t;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    // SAFETY: sigemptyset/sigaddset on a valid sigset_t. The capture signals are blocked
+    // while our handler runs, so a thread dump never shows a thread inside it... and the
+    // other way round (the capture handler blocks SIGPROF).
+    unsafe {
+        libc::sigemptyset(&mut action.sa_mask);
+        for s in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            libc::sigaddset(&mut action.sa_mask, s);
+        }
+    }
+    // SAFETY: a zeroed sigaction for the old one.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: installs a handler that follows the layering rule; the result is checked.
+    if unsafe { libc::sigaction(libc::SIGPROF, &action, &mut old) } != 0 {
+        return Err(Error::Signal {
+            signal: libc::SIGPROF,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(Previous(old))
+}
+
+fn restore_handler(previous: &Previous) {
+    let ours = cpu_signal::handler as *const () as libc::sighandler_t;
+    if previous.0.sa_sigaction == libc::SIG_DFL || previous.0.sa_sigaction == ours {
+        return;
+    }
+    // SAFETY: reinstalls the disposition sigaction gave us. Failure leaves our handler,
+    // which ignores signals while disabled.
+    unsafe { libc::sigaction(libc::SIGPROF, &previous.0, std::ptr::null_mut()) };
+}
+
+/// A running CPU sampler.
+pub(crate) struct Sampler {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Collected>,
+    previous: Previous,
+    hz: u32,
+    started: Instant,
+    start_nanos: i64,
+}
+
 impl Sampler {
-    /// Starts sampling at `hz` (already validated by the caller).
+    /// Starts sampling every thread at `hz` samples per CPU-second (validated by the
+    /// caller; one sampler per process, also checked by the caller).
     pub(crate) fn start(hz: u32) -> Result<Sampler, Error> {
-        let frequency = i32::try_from(hz).map_err(|_| Error::InvalidFrequency {
+        if !super::stackwalk::SUPPORTED {
+            return Err(Error::Unsupported {
+                what: "CPU profiling on this architecture",
+            });
+        }
+        let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        cpu_signal::ensure_caches((2 * cpus + 4).min(64));
+        cpu_signal::reset_stats();
+        let previous = install_handler()?;
+        let template = Walker::new();
+        cpu_signal::publish_walker(template.with_fresh_writable());
+        // Room for ~1/4 s of samples of every CPU at 1000 Hz between drains (10 ms).
+        cpu_signal::enable(Ring::new((256 * cpus).clamp(1024, 16384)));
+        let mut timers = Timers::new(period);
+        let mut collected = Collected::default();
+        scan(
+            &mut timers,
+            &mut collected,
+            &template,
+            &mut HashSet::new(),
+            false,
+        );
+        let (stop, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("profile-cpu".into())
+            .spawn(move || manage(&rx, timers, collected, template));
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                cpu_signal::disable(|s| {
+                    // SAFETY: the sample's label reference, released once.
+                    drop(unsafe { labels::take(s.labels) });
+                });
+                restore_handler(&previous);
+                return Err(Error::io("the profile-cpu thread", e));
+            }
+        };
+        Ok(Sampler {
+            stop,
+            thread,
+            previous,
             hz,
-            max: crate::runtime::cpu::MAX_FREQUENCY,
-        })?;
-        let guard = pprof::ProfilerGuardBuilder::default()
-            .frequency(frequency)
-            .build()
-            .map_err(sampler_error)?;
-        Ok(Sampler { guard, hz })
+            started: Instant::now(),
+            start_nanos: now_nanos(),
+        })
+    }
+
+    /// Live counters (signals, lost, handler time).
+    pub(crate) fn counters(&self) -> Counters {
+        counters()
+    }
+
+    /// Stops sampling and drops what was collected.
+    pub(crate) fn discard(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+        restore_handler(&self.previous);
     }
 
     /// Stops sampling and builds the profile.
     pub(crate) fn stop(self) -> Result<Profile, Error> {
-        let report = self.guard.report().build_unresolved();
-        // Dropping the guard stops the timer and restores SIGPROF's disposition.
-        drop(self.guard);
-        let report = report.map_err(sampler_error)?;
-
-        let mut symbolizer = symbolize::shared();
-        let period = 1_000_000_000 / i64::from(self.hz);
-        let mut stacks = Vec::with_capacity(report.data.len());
-        for (frames, count) in &report.data {
-            // The unwinder ends some stacks with a 0 return address (past `_start`).
-            let ips: Vec<u64> = frames
-                .frames
-                .iter()
-                .map(|f| f.ip() as u64)
-                .filter(|&ip| ip != 0)
-                .collect();
-            let (start, exact) = trim_handler_frames(&mut symbolizer, &ips);
-            let name = &frames.thread_name[..frames.thread_name_length];
-            let labels = if name.is_empty() {
-                Vec::new()
-            } else {
-                vec![Label {
-                    key: "thread_name".into(),
-                    value: LabelValue::Str(String::from_utf8_lossy(name).into_owned()),
-                }]
-            };
-            stacks.push((ips[start..].to_vec(), exact, *count as i64, labels));
-        }
-
-        let mut b = ProfileBuilder::new(
-            &mut *symbolizer,
-            vec![
-                ValueType::new("samples", "count"),
-                ValueType::new("cpu", "nanoseconds"),
-            ],
-        );
-        for (stack, exact, count, labels) in stacks {
-            b.add(&stack, exact, &[count, count * period], labels);
-        }
-        let header = b.header();
-        header.period_type = Some(ValueType::new("cpu", "nanoseconds"));
-        header.period = period;
-        header.time_nanos = nanos_since_epoch(report.timing.start_time);
-        header.duration_nanos = report.timing.duration.as_nanos() as i64;
-        Ok(b.finish())
+        let _ = self.stop.send(());
+        let collected = self.thread.join().unwrap_or_default();
+        let duration = self.started.elapsed();
+        restore_handler(&self.previous);
+        Ok(build(&collected, self.hz, self.start_nanos, duration))
     }
 }
 
-/// Where the interrupted code's frames start in a stack the `pprof` crate captured, and
-/// whether that first frame is the exact interrupted instruction.
-///
-/// The stack begins inside the unwinder and `perf_signal_handler`. The handler's return
-/// address is always the kernel's signal trampoline (`sa_restorer`: `__restore_rt` in
-/// glibc on x86_64, `__kernel_rt_sigreturn` in the aarch64 vdso), whatever its symbol
-/// says, so the frame after the handler is skipped unconditionally; the one after that
-/// holds the interrupted PC itself, not a return address. A stack without the handler
-/// (not expected) is kept whole.
-pub(crate) fn trim_handler_frames(symbolizer: &mut Symbolizer, ips: &[u64]) -> (usize, bool) {
-    let handler = ips.iter().position(|&ip| {
-        symbolizer
-            .names(ip.saturating_sub(1))
-            .iter()
-            .any(|n| n == "perf_signal_handler")
-    });
-    match handler {
-        Some(h) => ((h + 2).min(ips.len()), true),
-        None => (0, false),
+/// Gives new threads timers (after publishing a walker that knows their stacks) and
+/// deletes the timers of threads that exited.
+fn scan(
+    timers: &mut Timers,
+    collected: &mut Collected,
+    template: &Walker,
+    seen: &mut HashSet<i32>,
+    publish: bool,
+) {
+    let Ok(tids) = tasks::tids() else {
+        return;
+    };
+    let new: Vec<i32> = tids
+        .iter()
+        .copied()
+        .filter(|t| !timers.by_tid.contains_key(t))
+        .collect();
+    if !new.is_empty() && publish {
+        // Their stacks are mapped now: walkers built from here on can read them.
+        cpu_signal::publish_walker(template.with_fresh_writable());
     }
+    for tid in new {
+        if timers.create(tid) {
+            collected.threads_timed += 1;
+        } else {
+            collected.timer_failures += 1;
+        }
+    }
+    seen.clear();
+    seen.extend(tids.iter().copied());
+    let gone: Vec<i32> = timers
+        .by_tid
+        .keys()
+        .copied()
+        .filter(|t| !seen.contains(t))
+        .collect();
+    for tid in gone {
+        timers.delete(tid);
+    }
+}
+
+/// The manager thread: drain, scan, rebuild, until told to stop.
+fn manage(
+    stop: &mpsc::Receiver<()>,
+    mut timers: Timers,
+    mut collected: Collected,
+    mut template: Walker,
+) -> Collected {
+    let _own = tasks::register_own();
+    let mut seen = HashSet::new();
+    loop {
+        match stop.recv_timeout(SCAN_INTERVAL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+        cpu_signal::drain(|s| collected.add(s));
+        if !template.is_current() {
+            // Objects were loaded or unloaded: copy the module list again.
+            template = Walker::new();
+            cpu_signal::publish_walker(template.with_fresh_writable());
+        }
+        scan(&mut timers, &mut collected, &template, &mut seen, true);
+    }
+    timers.delete_all();
+    cpu_signal::disable(|s| collected.add(s));
+    collected
+}
+
+fn name_of(bytes: &[u8; 16]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profile {
+    let period = 1_000_000_000 / i64::from(hz);
+    let stats = counters();
+    let mut symbolizer = symbolize::shared();
+    let mut b = ProfileBuilder::new(
+        &mut *symbolizer,
+        vec![
+            ValueType::new("samples", "count"),
+            ValueType::new("cpu", "nanoseconds"),
+        ],
+    );
+    let mut weight_total = 0u64;
+    for ((stack, tid, name, user), &weight) in &c.samples {
+        weight_total += weight;
+        let mut labels = vec![
+            Label {
+                key: "thread_name".into(),
+                value: LabelValue::Str(name_of(name)),
+            },
+            Label {
+                key: "thread_id".into(),
+                value: LabelValue::Num {
+                    value: i64::from(*tid),
+                    unit: String::new(),
+                },
+            },
+        ];
+        if let Some(user) = user {
+            labels.extend(user.0.iter().map(|(k, v)| Label {
+                key: k.clone(),
+                value: LabelValue::Str(v.clone()),
+            }));
+        }
+        let w = weight as i64;
+        b.add(stack, true, &[w, w * period], labels);
+    }
+    if stats.lost > 0 {
+        // Counted, not hidden: Go's name for the frame of samples it could not record.
+        let w = stats.lost as i64;
+        b.add_synthetic("lostProfileEvent", &[w, w * period], Vec::new());
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("cpu", "nanoseconds"));
+    header.period = period;
+    header.time_nanos = start_nanos;
+    header.duration_nanos = duration.as_nanos() as i64;
+    let cpu_seconds = (weight_total + stats.lost) as f64 * period as f64 / 1e9;
+    if cpu_seconds > 0.0 {
+        header.comments.push(format!(
+            "cpu sampling: requested {hz} Hz per CPU-second; timer signals arrived at {:.0} Hz; \
+             {} of {} samples came from timer overruns (each signal weighs 1 + overrun)",
+            stats.signals as f64 / cpu_seconds,
+            (weight_total + stats.lost).saturating_sub(stats.signals),
+            weight_total + stats.lost,
+        ));
+    }
+    if stats.signals > 0 {
+        header.comments.push(format!(
+            "cpu sampling: {:.2} µs and {:.1} frames per sample in the signal handler",
+            stats.handler_nanos as f64 / stats.signals as f64 / 1e3,
+            stats.frames as f64 / stats.signals as f64,
+        ));
+    }
+    if stats.lost > 0 {
+        header.comments.push(format!(
+            "cpu sampling: {} samples lost (buffer full), shown as lostProfileEvent",
+            stats.lost
+        ));
+    }
+    if stats.leaf_only > 0 {
+        header.comments.push(format!(
+            "cpu sampling: {} samples with the interrupted function only (no unwinder free)",
+            stats.leaf_only
+        ));
+    }
+    b.finish()
 }

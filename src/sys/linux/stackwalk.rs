@@ -11,6 +11,8 @@
 //! pointer. framehop evaluates CFI with the `MustNotAllocateDuringUnwind` policy in the
 //! caller's [`Cache`]. Everything else here runs on ordinary threads.
 
+use std::sync::Arc;
+
 use framehop::{FrameAddress, Unwinder};
 use nix::libc;
 
@@ -91,10 +93,23 @@ mod arch {
     }
 }
 
+/// The interrupted instruction's address.
+///
+/// # Safety
+///
+/// As for [`Walker::walk`].
+pub(crate) unsafe fn interrupted_pc(uc: *const libc::ucontext_t) -> Option<u64> {
+    // SAFETY: per the function's contract.
+    unsafe { arch::context(uc) }.map(|(pc, _, _)| pc)
+}
+
 /// The loaded objects' unwind information and the process's writable mappings, as of
 /// when it was built or refreshed. Immutable while handlers use it.
 pub(crate) struct Walker {
-    unwinder: arch::Unwinder,
+    /// Shared by walkers that differ only in their writable mappings (the CPU sampler
+    /// re-reads those whenever threads start; the sections are copied only when objects
+    /// are loaded or unloaded).
+    unwinder: Arc<arch::Unwinder>,
     /// The loader generation the module list was built for.
     generation: (u64, u64),
     /// Sorted readable and writable mappings (where stacks live).
@@ -114,12 +129,21 @@ impl Walker {
             unwinder.add_module(m);
         }
         let mut walker = Walker {
-            unwinder,
+            unwinder: Arc::new(unwinder),
             generation,
             writable: Vec::new(),
         };
         walker.refresh_writable();
         walker
+    }
+
+    /// The same modules with the writable mappings re-read now.
+    pub(crate) fn with_fresh_writable(&self) -> Walker {
+        Walker {
+            unwinder: self.unwinder.clone(),
+            generation: self.generation,
+            writable: writable_mappings(),
+        }
     }
 
     /// Whether no object was loaded or unloaded since the module list was built.

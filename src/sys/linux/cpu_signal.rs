@@ -1,0 +1,376 @@
+//! The CPU sampler's signal side: the SIGPROF handler that per-thread CPU timers fire,
+//! the lock-free buffer it writes samples into, and the shared state it reads.
+//!
+//! # Layering rule
+//!
+//! [`handler`] runs on whichever thread's timer fired, at any instruction — inside
+//! `malloc`, the dynamic loader, a lock holder, the heap profiler: it must not allocate,
+//! take a lock, format or log. It uses atomics, `gettid`, `prctl(PR_GET_NAME)`,
+//! `clock_gettime`, one `Arc` increment (the thread's labels), a [`Walker`] (copied
+//! unwind sections, bounded stack reads) with a cache claimed from a pool by CAS, and a
+//! slot of the ring claimed by CAS. No handler waits for another: two threads sampling at
+//! once each get their own ring slot and cache.
+//!
+//! # Shared state and its lifetime
+//!
+//! ```text
+//!   handler:  e = EPOCH & 1; READERS[e] += 1; if ENABLED { read WALKER, RING } READERS[e] -= 1
+//!   manager:  publish(new walker): old = WALKER.swap(new); EPOCH += 1; wait READERS[old e] == 0; free old
+//!   stop:     ENABLED = false; quiesce (both parities drained); free RING and WALKER
+//! ```
+//!
+//! A two-counter grace period (userspace RCU): a handler that could still hold the old
+//! walker counted itself in the old parity before the flip; one that counts itself after
+//! the flip reads the new pointer.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use nix::libc;
+
+use super::stackwalk::{self, Cache, MAX_FRAMES, Walker};
+use crate::labels::{self, LabelSet};
+
+/// One sample as the handler writes it.
+pub(crate) struct Sample {
+    pub tid: i32,
+    /// 1 + the timer's overrun: the periods of CPU time this signal stands for.
+    pub weight: u32,
+    pub len: u32,
+    /// False when the walk stopped early (or no cache was free: leaf only).
+    pub complete: bool,
+    /// The thread's name (`comm`), NUL-padded.
+    pub name: [u8; 16],
+    /// The thread's labels, one reference (from `labels::acquire_current`), or null.
+    pub labels: *const LabelSet,
+    /// Leaf first; the first is the exact interrupted instruction.
+    pub frames: [u64; MAX_FRAMES],
+}
+
+struct Slot {
+    /// Vyukov's bounded-queue sequence: `pos` free for the producer of `pos`, `pos + 1`
+    /// written, `pos + capacity` free again for the next lap.
+    seq: AtomicUsize,
+    sample: UnsafeCell<Sample>,
+}
+
+/// A bounded multi-producer, single-consumer queue of samples (Vyukov's): producers claim
+/// a slot with one CAS on `head` and publish it with one store; a full queue is reported
+/// to the producer, which counts the sample as lost.
+pub(crate) struct Ring {
+    slots: Box<[Slot]>,
+    mask: usize,
+    head: AtomicUsize,
+    /// The consumer's position (only the manager thread moves it).
+    tail: AtomicUsize,
+}
+
+// SAFETY: a slot's sample is written only by the producer that claimed it (CAS on head)
+// and read only by the one consumer after the producer's release store of `seq`.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// A ring of `capacity` (rounded up to a power of two) samples.
+    pub(crate) fn new(capacity: usize) -> Ring {
+        let capacity = capacity.next_power_of_two();
+        let slots = (0..capacity)
+            .map(|i| Slot {
+                seq: AtomicUsize::new(i),
+                sample: UnsafeCell::new(Sample {
+                    tid: 0,
+                    weight: 0,
+                    len: 0,
+                    complete: false,
+                    name: [0; 16],
+                    labels: std::ptr::null(),
+                    frames: [0; MAX_FRAMES],
+                }),
+            })
+            .collect();
+        Ring {
+            slots,
+            mask: capacity - 1,
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+        }
+    }
+
+    /// Claims a free slot (producer side); `None` when the ring is full.
+    fn reserve(&self) -> Option<(usize, &Slot)> {
+        let mut pos = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            let seq = slot.seq.load(Ordering::Acquire);
+            match (seq as isize).wrapping_sub(pos as isize) {
+                0 => match self.head.compare_exchange_weak(
+                    pos,
+                    pos + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some((pos, slot)),
+                    Err(now) => pos = now,
+                },
+                d if d < 0 => return None,
+                _ => pos = self.head.load(Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// Takes the samples written so far, in order, up to the first one still being
+    /// written (consumer side: the manager thread only).
+    pub(crate) fn drain(&self, mut f: impl FnMut(&Sample)) {
+        let mut pos = self.tail.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            if slot.seq.load(Ordering::Acquire) != pos + 1 {
+                break;
+            }
+            // SAFETY: seq == pos + 1: the producer finished writing (release store) and
+            // no producer reuses the slot before we store the next lap's sequence.
+            f(unsafe { &*slot.sample.get() });
+            slot.seq.store(pos + self.mask + 1, Ordering::Release);
+            pos += 1;
+        }
+        self.tail.store(pos, Ordering::Relaxed);
+    }
+}
+
+/// Caches for concurrent walks, claimed by CAS. framehop's rule cache entries carry a
+/// process-wide module-list generation, so one cache serves every walker.
+struct CachePool {
+    caches: Box<[(AtomicBool, UnsafeCell<Cache>)]>,
+}
+
+// SAFETY: a cache is used only by the handler that swapped its flag from false to true,
+// until it stores false again.
+unsafe impl Sync for CachePool {}
+
+/// Set while sampling; the handler does nothing when clear.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static EPOCH: AtomicUsize = AtomicUsize::new(0);
+static READERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+static WALKER: AtomicPtr<Walker> = AtomicPtr::new(std::ptr::null_mut());
+static RING: AtomicPtr<Ring> = AtomicPtr::new(std::ptr::null_mut());
+/// Allocated once, kept for the process's life.
+static CACHES: AtomicPtr<CachePool> = AtomicPtr::new(std::ptr::null_mut());
+
+/// What the handler counted since the last [`reset_stats`].
+pub(crate) struct Stats {
+    /// Timer signals handled while enabled.
+    pub signals: AtomicU64,
+    /// Σ weight of samples lost because the ring was full.
+    pub lost: AtomicU64,
+    /// Samples recorded with the leaf only because every cache was in use.
+    pub no_cache: AtomicU64,
+    /// Σ nanoseconds spent in the handler, and Σ frames walked.
+    pub handler_nanos: AtomicU64,
+    pub frames: AtomicU64,
+}
+
+pub(crate) static STATS: Stats = Stats {
+    signals: AtomicU64::new(0),
+    lost: AtomicU64::new(0),
+    no_cache: AtomicU64::new(0),
+    handler_nanos: AtomicU64::new(0),
+    frames: AtomicU64::new(0),
+};
+
+pub(crate) fn reset_stats() {
+    for c in [
+        &STATS.signals,
+        &STATS.lost,
+        &STATS.no_cache,
+        &STATS.handler_nanos,
+        &STATS.frames,
+    ] {
+        c.store(0, Ordering::Relaxed);
+    }
+}
+
+fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec passed; async-signal-safe; cannot fail for
+    // CLOCK_MONOTONIC with a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The SIGPROF handler. See the layering rule in the module docs.
+pub(crate) extern "C" fn handler(
+    _signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    uc: *mut libc::c_void,
+) {
+    // SAFETY: this thread's errno, saved and restored around our syscalls.
+    let errno = unsafe { *libc::__errno_location() };
+    let e = EPOCH.load(Ordering::SeqCst) & 1;
+    READERS[e].fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let info = unsafe { &*info };
+    // Only our timers' signals (SI_TIMER): not a `kill -PROF` or another profiler's
+    // setitimer.
+    if ENABLED.load(Ordering::SeqCst) && info.si_code == libc::SI_TIMER {
+        // SAFETY: a timer signal's siginfo has the overrun field.
+        let overrun = unsafe { info.si_overrun() }.max(0) as u32;
+        // SAFETY: `uc` is this handler's context; counted in READERS, so WALKER and RING
+        // stay alive until we leave.
+        unsafe { sample(1 + overrun, uc.cast()) };
+    }
+    READERS[e].fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Records one sample.
+///
+/// # Safety
+///
+/// Called from [`handler`] with its context, while counted in `READERS`.
+unsafe fn sample(weight: u32, uc: *const libc::ucontext_t) {
+    let start = monotonic_nanos();
+    STATS.signals.fetch_add(1, Ordering::Relaxed);
+    let ring = RING.load(Ordering::SeqCst);
+    let walker = WALKER.load(Ordering::SeqCst);
+    // SAFETY: non-null pointers here are alive while we are counted in READERS.
+    let (Some(ring), walker) = (unsafe { ring.as_ref() }, unsafe { walker.as_ref() }) else {
+        return;
+    };
+    let Some((pos, slot)) = ring.reserve() else {
+        STATS.lost.fetch_add(u64::from(weight), Ordering::Relaxed);
+        return;
+    };
+    // SAFETY: the slot is ours until we publish it (we won the CAS on head).
+    let s = unsafe { &mut *slot.sample.get() };
+    // SAFETY: gettid has no preconditions.
+    s.tid = unsafe { libc::gettid() };
+    s.weight = weight;
+    s.name = [0; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer passed.
+    unsafe { libc::prctl(libc::PR_GET_NAME, s.name.as_mut_ptr()) };
+    s.labels = labels::acquire_current();
+    let (len, complete) = match (walker, claim_cache()) {
+        (Some(walker), Some((flag, cache))) => {
+            // SAFETY: `uc` is the handler's context; the cache is ours until released.
+            let r = unsafe { walker.walk(&mut *cache, uc, &mut s.frames) };
+            flag.store(false, Ordering::Release);
+            r
+        }
+        _ => {
+            // No walker yet or every cache busy: the interrupted instruction alone.
+            STATS.no_cache.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `uc` is the handler's context.
+            match unsafe { stackwalk::interrupted_pc(uc) } {
+                Some(pc) => {
+                    s.frames[0] = pc;
+                    (1, false)
+                }
+                None => (0, false),
+            }
+        }
+    };
+    s.len = len as u32;
+    s.complete = complete;
+    slot.seq.store(pos + 1, Ordering::Release);
+    STATS.frames.fetch_add(len as u64, Ordering::Relaxed);
+    STATS
+        .handler_nanos
+        .fetch_add(monotonic_nanos().saturating_sub(start), Ordering::Relaxed);
+}
+
+/// A free cache from the pool, with its flag to release it.
+fn claim_cache() -> Option<(&'static AtomicBool, *mut Cache)> {
+    // SAFETY: CACHES is set once before sampling is enabled and never freed.
+    let pool = unsafe { CACHES.load(Ordering::Acquire).as_ref() }?;
+    // Start the search at a slot that depends on the thread, so threads rarely collide.
+    // SAFETY: gettid has no preconditions.
+    let first = unsafe { libc::gettid() } as usize;
+    let n = pool.caches.len();
+    (0..n).find_map(|i| {
+        let (flag, cache) = &pool.caches[(first + i) % n];
+        (!flag.swap(true, Ordering::Acquire)).then(|| (flag, cache.get()))
+    })
+}
+
+/// Allocates the cache pool (once per process) with room for `concurrent` walks.
+pub(crate) fn ensure_caches(concurrent: usize) {
+    if !CACHES.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let pool = Box::new(CachePool {
+        caches: (0..concurrent)
+            .map(|_| (AtomicBool::new(false), UnsafeCell::new(Cache::new_in())))
+            .collect(),
+    });
+    let raw = Box::into_raw(pool);
+    if CACHES
+        .compare_exchange(
+            std::ptr::null_mut(),
+            raw,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        // SAFETY: ours, never published.
+        drop(unsafe { Box::from_raw(raw) });
+    }
+}
+
+/// Waits until no handler can still hold what was published before this call.
+fn grace_period() {
+    let old = EPOCH.fetch_add(1, Ordering::SeqCst) & 1;
+    while READERS[old].load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Replaces the walker handlers use (manager thread only) and frees the old one once no
+/// handler can hold it.
+pub(crate) fn publish_walker(walker: Walker) {
+    let old = WALKER.swap(Box::into_raw(Box::new(walker)), Ordering::SeqCst);
+    grace_period();
+    if !old.is_null() {
+        // SAFETY: from Box::into_raw; unreachable by handlers after the grace period.
+        drop(unsafe { Box::from_raw(old) });
+    }
+}
+
+/// Starts recording into `ring` (the walker must be published first).
+pub(crate) fn enable(ring: Ring) {
+    let old = RING.swap(Box::into_raw(Box::new(ring)), Ordering::SeqCst);
+    debug_assert!(old.is_null());
+    ENABLED.store(true, Ordering::SeqCst);
+}
+
+/// Stops recording, waits for running handlers, drains what is left into `f`, and frees
+/// the ring and the walker.
+pub(crate) fn disable(f: impl FnMut(&Sample)) {
+    ENABLED.store(false, Ordering::SeqCst);
+    // Two flips: handlers of both parities have left.
+    grace_period();
+    grace_period();
+    let ring = RING.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    let walker = WALKER.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if !ring.is_null() {
+        // SAFETY: from Box::into_raw in `enable`; no handler uses it any more.
+        let ring = unsafe { Box::from_raw(ring) };
+        ring.drain(f);
+    }
+    if !walker.is_null() {
+        // SAFETY: from Box::into_raw in `publish_walker`; no handler uses it any more.
+        drop(unsafe { Box::from_raw(walker) });
+    }
+}
+
+/// Drains the samples written so far (manager thread only, while enabled).
+pub(crate) fn drain(f: impl FnMut(&Sample)) {
+    // SAFETY: the ring is freed only by `disable`, which the manager thread calls itself
+    // after its last `drain`.
+    if let Some(ring) = unsafe { RING.load(Ordering::SeqCst).as_ref() } {
+        ring.drain(f);
+    }
+}
