@@ -342,11 +342,8 @@ fn manage(
 ) -> Collected {
     let _own = tasks::register_own();
     let mut seen = HashSet::new();
-    loop {
-        match stop.recv_timeout(SCAN_INTERVAL) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
+    // Until told to stop (or the sampler is gone).
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(SCAN_INTERVAL) {
         cpu_signal::drain(|s| collected.add(s));
         if !template.is_current() {
             // Objects were loaded or unloaded: copy the module list again.
