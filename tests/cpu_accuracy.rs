@@ -1,14 +1,20 @@
-//! The CPU profile's total against the CPU time the kernel charged the process
-//! (getrusage), one busy thread at 100 Hz: Go's own test allows ±10%, and so do we.
-//! Its own file: it measures process-wide CPU time, which other tests would disturb.
+//! The CPU profile against the CPU time the kernel charged the process (getrusage): the
+//! total within ±5% for 1 and 2 busy threads at 100, 250 and 1000 Hz; two identical busy
+//! threads 50 ± 5% each; a 3:1 split 75 ± 5%; threads that live 20 ms are not lost. Its own file: it measures process-wide CPU
+//! time, which other tests would disturb; the cases take turns.
 
-#![cfg(target_os = "linux")]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 mod common;
 
+use std::thread;
 use std::time::Duration;
 
 use nix::sys::resource::{UsageWho, getrusage};
+use profile::{LabelValue, Profile};
 
 fn process_cpu() -> Duration {
     let u = getrusage(UsageWho::RUSAGE_SELF).unwrap();
@@ -17,19 +23,127 @@ fn process_cpu() -> Duration {
     tv(u.user_time()) + tv(u.system_time())
 }
 
-#[test]
-fn sample_total_matches_getrusage_within_ten_percent() {
-    let profiler = profile::runtime::cpu::start(100).unwrap();
+/// Profiles `threads` busy threads, each burning `each` of CPU, at `hz`; returns the
+/// profile and the process CPU time used meanwhile.
+fn run(threads: usize, hz: u32, each: Duration) -> (Profile, Duration) {
+    let profiler = profile::runtime::cpu::start(hz).unwrap();
     let before = process_cpu();
-    common::busy_loop(Duration::from_secs(3));
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            thread::Builder::new()
+                .name(format!("busy-{i}"))
+                .spawn(move || common::busy_loop(each))
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let used = process_cpu() - before;
+    (profiler.stop().unwrap(), used)
+}
+
+fn total_ratio(p: &Profile, used: Duration) -> f64 {
+    Duration::from_nanos(p.total("cpu") as u64).as_secs_f64() / used.as_secs_f64()
+}
+
+/// Each `busy-N` thread's share of the CPU samples of all busy threads.
+fn thread_shares(p: &Profile) -> Vec<(String, f64)> {
+    let cpu = p.sample_type_index("cpu").unwrap();
+    let mut per: std::collections::BTreeMap<String, i64> = Default::default();
+    for s in &p.samples {
+        for l in &s.labels {
+            if let (true, LabelValue::Str(name)) = (l.key == "thread_name", &l.value)
+                && name.starts_with("busy-")
+            {
+                *per.entry(name.clone()).or_default() += s.values[cpu];
+            }
+        }
+    }
+    let all: i64 = per.values().sum();
+    per.into_iter()
+        .map(|(n, v)| (n, v as f64 / all as f64))
+        .collect()
+}
+
+#[test]
+fn totals_match_getrusage_within_five_percent_for_1_and_2_threads_at_100_250_1000_hz() {
+    let _serial = common::serial();
+    let mut failures = Vec::new();
+    for threads in [1, 2] {
+        for hz in [100, 250, 1000] {
+            let (p, used) = run(threads, hz, Duration::from_millis(1500));
+            let ratio = total_ratio(&p, used);
+            println!(
+                "{threads} thread(s) at {hz} Hz: sampled {:.3} s of {:.3} s CPU: ratio {ratio:.3}",
+                p.total("cpu") as f64 / 1e9,
+                used.as_secs_f64()
+            );
+            if !(0.95..=1.05).contains(&ratio) {
+                failures.push(format!("{threads} threads at {hz} Hz: ratio {ratio:.3}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "outside ±5%: {failures:?}");
+}
+
+#[test]
+fn two_identical_busy_threads_get_half_each() {
+    let _serial = common::serial();
+    for hz in [100, 1000] {
+        let (p, _) = run(2, hz, Duration::from_millis(1500));
+        let shares = thread_shares(&p);
+        println!("{hz} Hz: {shares:?}");
+        assert_eq!(shares.len(), 2, "{shares:?}");
+        for (name, share) in &shares {
+            assert!(
+                (0.45..=0.55).contains(share),
+                "{name} got {:.1}% at {hz} Hz",
+                share * 100.0
+            );
+        }
+    }
+}
+
+#[test]
+fn three_to_one_split_is_75_percent_within_5_points() {
+    let _serial = common::serial();
+    let profiler = profile::runtime::cpu::start(100).unwrap();
+    common::three_to_one(Duration::from_millis(2000));
+    let p = profiler.stop().unwrap();
+    let hot = common::samples_in(&p, "hot_three") as f64;
+    let cold = common::samples_in(&p, "cold_one") as f64;
+    let share = hot / (hot + cold);
+    println!("hot_three {:.1}%", share * 100.0);
+    assert!(
+        (0.70..=0.80).contains(&share),
+        "hot_three at {:.1}%",
+        share * 100.0
+    );
+}
+
+#[test]
+fn short_lived_threads_are_sampled_in_proportion() {
+    let _serial = common::serial();
+    let profiler = profile::runtime::cpu::start(250).unwrap();
+    let before = process_cpu();
+    for i in 0..60 {
+        thread::Builder::new()
+            .name(format!("short-{i}"))
+            .spawn(|| common::busy_loop(Duration::from_millis(20)))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
     let used = process_cpu() - before;
     let p = profiler.stop().unwrap();
-
-    let sampled = Duration::from_nanos(p.total("cpu") as u64);
-    let ratio = sampled.as_secs_f64() / used.as_secs_f64();
-    println!("sampled {sampled:?} of {used:?} CPU: ratio {ratio:.3}");
-    assert!(
-        (0.9..=1.1).contains(&ratio),
-        "profile shows {sampled:?} of CPU, getrusage says {used:?} (ratio {ratio:.3})"
+    let ratio = total_ratio(&p, used);
+    println!(
+        "60 threads of 20 ms: sampled {:.3} s of {:.3} s: ratio {ratio:.3}",
+        p.total("cpu") as f64 / 1e9,
+        used.as_secs_f64()
     );
+    // Their first milliseconds, before the manager gives them a timer, are covered by the
+    // process-wide timer; without it this was 0.62 (docs/performance.md).
+    assert!((0.8..=1.05).contains(&ratio), "ratio {ratio:.3}");
 }

@@ -148,6 +148,104 @@ unsafe impl Sync for CachePool {}
 
 /// Set while sampling; the handler does nothing when clear.
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The threads that have their own timer: a lock-free open-addressing set of tids that
+/// only the manager thread writes and the handler reads.
+pub(crate) mod timed {
+    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+    const SLOTS: usize = 8192;
+    const EMPTY: i32 = 0;
+    const REMOVED: i32 = -1;
+    /// More members than this and the set reports itself full (probes stay short).
+    pub(crate) const CAPACITY: usize = SLOTS / 2;
+
+    static TABLE: [AtomicI32; SLOTS] = [const { AtomicI32::new(EMPTY) }; SLOTS];
+    static MEMBERS: AtomicUsize = AtomicUsize::new(0);
+    static TOMBSTONES: AtomicUsize = AtomicUsize::new(0);
+
+    fn start(tid: i32) -> usize {
+        (tid as u32).wrapping_mul(0x9e37_79b9) as usize % SLOTS
+    }
+
+    /// Whether `tid` is in the set (handler side: loads only, bounded probes).
+    pub(crate) fn contains(tid: i32) -> bool {
+        let first = start(tid);
+        for i in 0..SLOTS {
+            match TABLE[(first + i) % SLOTS].load(Ordering::Acquire) {
+                EMPTY => return false,
+                t if t == tid => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Adds `tid` (manager only); false if the set is full.
+    pub(crate) fn insert(tid: i32) -> bool {
+        if MEMBERS.load(Ordering::Relaxed) >= CAPACITY {
+            return false;
+        }
+        if TOMBSTONES.load(Ordering::Relaxed) > SLOTS / 4 {
+            rebuild();
+        }
+        let first = start(tid);
+        for i in 0..SLOTS {
+            let slot = &TABLE[(first + i) % SLOTS];
+            match slot.load(Ordering::Relaxed) {
+                t if t == tid => return true,
+                EMPTY => {
+                    slot.store(tid, Ordering::Release);
+                    MEMBERS.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Removes `tid` (manager only).
+    pub(crate) fn remove(tid: i32) {
+        let first = start(tid);
+        for i in 0..SLOTS {
+            let slot = &TABLE[(first + i) % SLOTS];
+            match slot.load(Ordering::Relaxed) {
+                EMPTY => return,
+                t if t == tid => {
+                    slot.store(REMOVED, Ordering::Release);
+                    MEMBERS.fetch_sub(1, Ordering::Relaxed);
+                    TOMBSTONES.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Empties the set (manager only, when sampling stops).
+    pub(crate) fn clear() {
+        for slot in &TABLE {
+            slot.store(EMPTY, Ordering::Release);
+        }
+        MEMBERS.store(0, Ordering::Relaxed);
+        TOMBSTONES.store(0, Ordering::Relaxed);
+    }
+
+    /// Rewrites the table without tombstones. A handler looking up meanwhile may miss a
+    /// member: at worst one process-timer sample is kept for a thread that has a timer.
+    fn rebuild() {
+        let members: Vec<i32> = TABLE
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&t| t != EMPTY && t != REMOVED)
+            .collect();
+        clear();
+        for tid in members {
+            insert(tid);
+        }
+    }
+}
+
 static EPOCH: AtomicUsize = AtomicUsize::new(0);
 static READERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 static WALKER: AtomicPtr<Walker> = AtomicPtr::new(std::ptr::null_mut());
@@ -211,14 +309,23 @@ pub(crate) extern "C" fn handler(
     READERS[e].fetch_add(1, Ordering::SeqCst);
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let info = unsafe { &*info };
-    // Only our timers' signals (SI_TIMER): not a `kill -PROF` or another profiler's
-    // setitimer.
-    if ENABLED.load(Ordering::SeqCst) && info.si_code == libc::SI_TIMER {
-        // SAFETY: a timer signal's siginfo has the overrun field.
-        let overrun = unsafe { info.si_overrun() }.max(0) as u32;
-        // SAFETY: `uc` is this handler's context; counted in READERS, so WALKER and RING
-        // stay alive until we leave.
-        unsafe { sample(1 + overrun, uc.cast()) };
+    if ENABLED.load(Ordering::SeqCst) {
+        let weight = match info.si_code {
+            // This thread's own CPU timer: it stands for 1 + overrun periods.
+            // SAFETY: a timer signal's siginfo has the overrun field.
+            libc::SI_TIMER => Some(1 + unsafe { info.si_overrun() }.max(0) as u32),
+            // The process-wide ITIMER_PROF, which covers threads in the few milliseconds
+            // before the manager gives them a timer; ignored on threads that have one.
+            // SAFETY: gettid has no preconditions.
+            libc::SI_KERNEL if !timed::contains(unsafe { libc::gettid() }) => Some(1),
+            // A `kill -PROF`, or the process timer on a thread with its own.
+            _ => None,
+        };
+        if let Some(weight) = weight {
+            // SAFETY: `uc` is this handler's context; counted in READERS, so WALKER and
+            // RING stay alive until we leave.
+            unsafe { sample(weight, uc.cast()) };
+        }
     }
     READERS[e].fetch_sub(1, Ordering::SeqCst);
     // SAFETY: as above.
