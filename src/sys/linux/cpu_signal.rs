@@ -23,7 +23,7 @@
 //! walker counted itself in the old parity before the flip; one that counts itself after
 //! the flip reads the new pointer.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use nix::libc;
@@ -148,6 +148,8 @@ unsafe impl Sync for CachePool {}
 
 /// Set while sampling; the handler does nothing when clear.
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Numbers sampling sessions (from 1): a thread's cached identity is for one session.
+static SESSION: AtomicU64 = AtomicU64::new(0);
 /// The threads that have their own timer: a lock-free open-addressing set of tids that
 /// only the manager thread writes and the handler reads.
 pub(crate) mod timed {
@@ -316,8 +318,7 @@ pub(crate) extern "C" fn handler(
             libc::SI_TIMER => Some(1 + unsafe { info.si_overrun() }.max(0) as u32),
             // The process-wide ITIMER_PROF, which covers threads in the few milliseconds
             // before the manager gives them a timer; ignored on threads that have one.
-            // SAFETY: gettid has no preconditions.
-            libc::SI_KERNEL if !timed::contains(unsafe { libc::gettid() }) => Some(1),
+            libc::SI_KERNEL if !timed::contains(thread_identity().0) => Some(1),
             // A `kill -PROF`, or the process timer on a thread with its own.
             _ => None,
         };
@@ -352,14 +353,10 @@ unsafe fn sample(weight: u32, uc: *const libc::ucontext_t) {
     };
     // SAFETY: the slot is ours until we publish it (we won the CAS on head).
     let s = unsafe { &mut *slot.sample.get() };
-    // SAFETY: gettid has no preconditions.
-    s.tid = unsafe { libc::gettid() };
+    (s.tid, s.name) = thread_identity();
     s.weight = weight;
-    s.name = [0; 16];
-    // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer passed.
-    unsafe { libc::prctl(libc::PR_GET_NAME, s.name.as_mut_ptr()) };
     s.labels = labels::acquire_current();
-    let (len, complete) = match (walker, claim_cache()) {
+    let (len, complete) = match (walker, claim_cache(s.tid)) {
         (Some(walker), Some((flag, cache))) => {
             // SAFETY: `uc` is the handler's context; the cache is ours until released.
             let r = unsafe { walker.walk(&mut *cache, uc, &mut s.frames) };
@@ -388,13 +385,55 @@ unsafe fn sample(weight: u32, uc: *const libc::ucontext_t) {
         .fetch_add(monotonic_nanos().saturating_sub(start), Ordering::Relaxed);
 }
 
+/// This thread's cached id and name: (session, tid, name, samples since the name was
+/// read). Const-initialized, no destructor: usable in the handler.
+#[derive(Clone, Copy)]
+struct Identity {
+    session: u64,
+    tid: i32,
+    name: [u8; 16],
+    age: u32,
+}
+
+thread_local! {
+    static IDENTITY: Cell<Identity> = const {
+        Cell::new(Identity { session: 0, tid: 0, name: [0; 16], age: 0 })
+    };
+}
+
+/// Samples between two reads of a thread's name (a thread that renames itself shows the
+/// new name within this many samples).
+const NAME_REFRESH: u32 = 64;
+
+/// The calling thread's id and name, with a system call (~0.2 and ~0.35 µs here) only
+/// on its first sample of a session (the id; a session starts after any `fork`) and
+/// every `NAME_REFRESH` samples (the name).
+fn thread_identity() -> (i32, [u8; 16]) {
+    let session = SESSION.load(Ordering::Relaxed);
+    let mut id = IDENTITY.with(Cell::get);
+    if id.session != session {
+        // SAFETY: gettid has no preconditions.
+        id.tid = unsafe { libc::gettid() };
+        id.session = session;
+        id.age = NAME_REFRESH;
+    }
+    if id.age >= NAME_REFRESH {
+        id.name = [0; 16];
+        // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer passed.
+        unsafe { libc::prctl(libc::PR_GET_NAME, id.name.as_mut_ptr()) };
+        id.age = 0;
+    }
+    id.age += 1;
+    IDENTITY.with(|c| c.set(id));
+    (id.tid, id.name)
+}
+
 /// A free cache from the pool, with its flag to release it.
-fn claim_cache() -> Option<(&'static AtomicBool, *mut Cache)> {
+fn claim_cache(tid: i32) -> Option<(&'static AtomicBool, *mut Cache)> {
     // SAFETY: CACHES is set once before sampling is enabled and never freed.
     let pool = unsafe { CACHES.load(Ordering::Acquire).as_ref() }?;
     // Start the search at a slot that depends on the thread, so threads rarely collide.
-    // SAFETY: gettid has no preconditions.
-    let first = unsafe { libc::gettid() } as usize;
+    let first = tid as usize;
     let n = pool.caches.len();
     (0..n).find_map(|i| {
         let (flag, cache) = &pool.caches[(first + i) % n];
@@ -450,6 +489,7 @@ pub(crate) fn publish_walker(walker: Walker) {
 pub(crate) fn enable(ring: Ring) {
     let old = RING.swap(Box::into_raw(Box::new(ring)), Ordering::SeqCst);
     debug_assert!(old.is_null());
+    SESSION.fetch_add(1, Ordering::SeqCst);
     ENABLED.store(true, Ordering::SeqCst);
 }
 
