@@ -62,7 +62,9 @@ fn ours(threads: usize, hz: u32) -> (f64, Vec<f64>) {
     for s in &p.samples {
         for l in &s.labels {
             if let (true, profile::LabelValue::Str(n)) = (l.key == "thread_name", &l.value)
-                && let Some(i) = n.strip_prefix("busy-").and_then(|i| i.parse::<usize>().ok())
+                && let Some(i) = n
+                    .strip_prefix("busy-")
+                    .and_then(|i| i.parse::<usize>().ok())
             {
                 shares[i] += s.values[cpu];
             }
@@ -71,7 +73,10 @@ fn ours(threads: usize, hz: u32) -> (f64, Vec<f64>) {
     let all: i64 = shares.iter().sum();
     (
         p.total("cpu") as f64 / 1e9 / used.as_secs_f64(),
-        shares.iter().map(|&v| v as f64 / all.max(1) as f64).collect(),
+        shares
+            .iter()
+            .map(|&v| v as f64 / all.max(1) as f64)
+            .collect(),
     )
 }
 
@@ -98,7 +103,10 @@ fn pprof_crate(threads: usize, hz: u32) -> (f64, Vec<f64>) {
     let all: isize = shares.iter().sum();
     (
         total as f64 / f64::from(hz) / used.as_secs_f64(),
-        shares.iter().map(|&v| v as f64 / all.max(1) as f64).collect(),
+        shares
+            .iter()
+            .map(|&v| v as f64 / all.max(1) as f64)
+            .collect(),
     )
 }
 
@@ -111,7 +119,9 @@ fn fmt_shares(s: &[f64]) -> String {
 
 fn main() {
     let start = Instant::now();
-    println!("threads  Hz    ours: total/getrusage  shares        pprof crate: total/getrusage  shares");
+    println!(
+        "threads  Hz    ours: total/getrusage  shares        pprof crate: total/getrusage  shares"
+    );
     for threads in [1, 2] {
         for hz in [100u32, 250, 1000] {
             let (a, sa) = ours(threads, hz);

@@ -1,0 +1,130 @@
+//! Labels (`profile::labels::with`, Go's `pprof.Do`) on CPU samples: the samples taken
+//! inside the closure carry them, others do not, every sample has `thread_name` and
+//! `thread_id`, and `go tool pprof -tagfocus` filters on them.
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use profile::{LabelValue, Profile};
+
+#[inline(never)]
+fn serve_api(d: Duration) -> u64 {
+    common::busy_loop(d)
+}
+
+#[inline(never)]
+fn serve_static(d: Duration) -> u64 {
+    common::busy_loop(d)
+}
+
+fn label<'a>(s: &'a profile::Sample, key: &str) -> Option<&'a LabelValue> {
+    s.labels.iter().find(|l| l.key == key).map(|l| &l.value)
+}
+
+fn samples_where(p: &Profile, f: impl Fn(&profile::Sample) -> bool) -> i64 {
+    let i = p.sample_type_index("samples").unwrap();
+    p.samples.iter().filter(|s| f(s)).map(|s| s.values[i]).sum()
+}
+
+#[test]
+fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cpu.pb.gz");
+    let guard = profile::start()
+        .file(&file)
+        .cpu()
+        .frequency(250)
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        profile::labels::with(&[("endpoint", "/api"), ("tenant", "acme")], || {
+            serve_api(Duration::from_millis(150))
+        });
+        profile::labels::with(&[("endpoint", "/static")], || {
+            // Nested: adds a key, keeps endpoint.
+            profile::labels::with(&[("cache", "miss")], || {
+                serve_static(Duration::from_millis(50))
+            })
+        });
+        common::busy_loop(Duration::from_millis(20)); // unlabelled
+    }
+    guard.stop().unwrap();
+    let p = common::decode(&file);
+
+    let api = LabelValue::Str("/api".into());
+    let stat = LabelValue::Str("/static".into());
+    let in_api = |s: &profile::Sample| p.stack_names(s).iter().any(|n| n.ends_with("serve_api"));
+    let in_static =
+        |s: &profile::Sample| p.stack_names(s).iter().any(|n| n.ends_with("serve_static"));
+    // Every sample in serve_api carries endpoint=/api and tenant=acme; in serve_static,
+    // endpoint=/static and cache=miss; nothing else carries an endpoint.
+    assert!(samples_where(&p, in_api) > 50);
+    assert_eq!(
+        samples_where(&p, |s| in_api(s) && label(s, "endpoint") != Some(&api)),
+        0
+    );
+    assert_eq!(
+        samples_where(&p, |s| in_api(s)
+            && label(s, "tenant") != Some(&LabelValue::Str("acme".into()))),
+        0
+    );
+    assert!(samples_where(&p, in_static) > 10);
+    assert_eq!(
+        samples_where(&p, |s| in_static(s)
+            && (label(s, "endpoint") != Some(&stat)
+                || label(s, "cache") != Some(&LabelValue::Str("miss".into())))),
+        0
+    );
+    assert_eq!(
+        samples_where(&p, |s| !in_api(s)
+            && !in_static(s)
+            && label(s, "endpoint").is_some()),
+        0
+    );
+    // thread_name and thread_id on every sample.
+    assert!(p.samples.iter().all(|s| label(s, "thread_name").is_some()
+        && matches!(label(s, "thread_id"), Some(LabelValue::Num { .. }))));
+    // /api is 3/4 of the labelled time.
+    let a = samples_where(&p, |s| label(s, "endpoint") == Some(&api)) as f64;
+    let b = samples_where(&p, |s| label(s, "endpoint") == Some(&stat)) as f64;
+    let share = a / (a + b);
+    assert!(
+        (0.65..=0.85).contains(&share),
+        "/api at {:.1}%",
+        share * 100.0
+    );
+
+    let Some(go) = common::go() else { return };
+    let out = Command::new(go)
+        .args(["tool", "pprof", "-top", "-tagfocus", "endpoint=/api"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("serve_api"), "{stdout}");
+    assert!(!stdout.contains("serve_static"), "{stdout}");
+    let out = Command::new(go)
+        .args(["tool", "pprof", "-tags"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let tags = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tags.contains("endpoint") && tags.contains("/static"),
+        "{tags}"
+    );
+    assert!(tags.contains("thread_name"), "{tags}");
+}
