@@ -69,18 +69,20 @@ fn deep(depth: u32, iterations: u64) -> u64 {
     black_box(deep(black_box(depth - 1), iterations)).wrapping_add(1)
 }
 
-/// The handler's cost per sample with ~40-frame stacks on both cores at 1000 Hz.
-fn handler_cost() {
+/// The handler's cost per sample with ~40-frame stacks on both cores at 1000 Hz: a first
+/// run (cold caches) and a second.
+fn handler_cost(round: &str) {
     let profiler = profile::runtime::cpu::start(1000).expect("start CPU profiler");
     std::thread::scope(|s| {
         for _ in 0..THREADS {
-            s.spawn(|| black_box(deep(36, ITERATIONS_PER_THREAD / 2)));
+            s.spawn(|| black_box(deep(36, ITERATIONS_PER_THREAD * 2)));
         }
     });
     let stats = profiler.stats();
     let p = profiler.stop().expect("stop");
     println!(
-        "handler: {:.2} µs per sample (target <= 2 µs), {:.1} frames per sample, {} samples, {} signals, {} lost, {} leaf-only",
+        "handler ({round}): median {:.2} µs per sample (target <= 2 µs), mean {:.2} µs, {:.1} frames per sample, {} samples, {} signals, {} lost, {} leaf-only",
+        stats.handler_median.as_secs_f64() * 1e6,
         stats.handler_time_per_sample().as_secs_f64() * 1e6,
         stats.frames as f64 / stats.signals.max(1) as f64,
         p.total("samples"),
@@ -142,7 +144,8 @@ fn main() {
         "samples recorded: {samples} of ~{expected_samples:.0} expected at 100 Hz x {THREADS} busy threads ({:.2})",
         samples as f64 / expected_samples
     );
-    handler_cost();
+    handler_cost("first run");
+    handler_cost("second run");
     let (first, rest) = stops.split_first().unwrap();
     let later = rest.iter().map(|s| s.0).sum::<Duration>() / rest.len() as u32;
     println!(

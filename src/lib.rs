@@ -51,7 +51,7 @@
 //!
 //! | builder | file | what |
 //! |---|---|---|
-//! | `.cpu()` (default), `.frequency(hz)` | `cpu.pb.gz` | CPU time, sampled at 100 Hz by default (1..=10000) |
+//! | `.cpu()` (default), `.frequency(hz)` | `cpu.pb.gz` | CPU time of every thread, sampled at 100 Hz by default (1..=10000), labels `thread_name`, `thread_id` and [`labels::with`]'s |
 //! | `.mem()`, `.rate(bytes)` | `heap.pb.gz` | live heap and allocations by stack (opens on `inuse_space`) |
 //! | `.allocs()`, `.rate(bytes)` | `allocs.pb.gz` | the same data, opening on `alloc_space` |
 //! | `.mutex()` | `mutex.pb.gz` | lock contention, charged to the code holding the lock |

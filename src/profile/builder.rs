@@ -322,3 +322,73 @@ mod tests {
         assert_eq!(p.locations[0].address, 0x1100);
     }
 }
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+
+    struct NoSymbols;
+
+    impl Resolve for NoSymbols {
+        fn mappings(&self) -> Vec<Mapping> {
+            // Every real profile has the main executable's mapping.
+            vec![Mapping {
+                id: 1,
+                memory_start: 0x1000,
+                memory_limit: 0x2000,
+                filename: "/bin/fake".into(),
+                has_functions: true,
+                ..Mapping::default()
+            }]
+        }
+
+        fn resolve(&mut self, address: u64) -> Resolved {
+            Resolved {
+                address,
+                ..Resolved::default()
+            }
+        }
+    }
+
+    /// `lostProfileEvent` samples: a named frame without address or mapping, which
+    /// `go tool pprof` shows without complaint.
+    #[test]
+    fn synthetic_frame_is_read_by_go_tool_pprof() {
+        let mut r = NoSymbols;
+        let mut b = ProfileBuilder::new(
+            &mut r,
+            vec![
+                ValueType::new("samples", "count"),
+                ValueType::new("cpu", "nanoseconds"),
+            ],
+        );
+        b.add_synthetic("lostProfileEvent", &[3, 30_000_000], Vec::new());
+        b.header().period_type = Some(ValueType::new("cpu", "nanoseconds"));
+        b.header().period = 10_000_000;
+        let p = b.finish();
+        assert_eq!(p.total("samples"), 3);
+        assert_eq!(p.stack_names(&p.samples[0]), vec!["lostProfileEvent"]);
+
+        let ok = std::process::Command::new("go").arg("version").output();
+        if !ok.is_ok_and(|o| o.status.success()) {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "go is required under CI=true"
+            );
+            eprintln!("SKIPPED: go not found");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lost.pb.gz");
+        p.write_to(std::fs::File::create(&file).unwrap()).unwrap();
+        let out = std::process::Command::new("go")
+            .args(["tool", "pprof", "-top"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.trim().is_empty(), "warnings: {stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("lostProfileEvent"));
+    }
+}

@@ -106,6 +106,9 @@ pub struct CpuStats {
     pub handler_time: Duration,
     /// Frames walked, in total.
     pub frames: u64,
+    /// The handler's median time per sample (to 250 ns: wall time, so a handler that was
+    /// preempted counts long; the median is not moved by those).
+    pub handler_median: Duration,
 }
 
 impl CpuStats {
@@ -134,6 +137,7 @@ impl CpuProfiler {
                     leaf_only_samples: c.leaf_only,
                     handler_time: Duration::from_nanos(c.handler_nanos),
                     frames: c.frames,
+                    handler_median: Duration::from_nanos(c.handler_median_nanos),
                 }
             }
             None => CpuStats::default(),

@@ -16,6 +16,7 @@ pub(crate) mod cpu {
         pub leaf_only: u64,
         pub handler_nanos: u64,
         pub frames: u64,
+        pub handler_median_nanos: u64,
     }
 
     impl Sampler {

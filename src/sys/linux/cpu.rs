@@ -47,16 +47,30 @@ pub(crate) struct Counters {
     pub leaf_only: u64,
     pub handler_nanos: u64,
     pub frames: u64,
+    /// The handler's median time (from a 250 ns histogram: the bucket's middle).
+    pub handler_median_nanos: u64,
 }
 
 pub(crate) fn counters() -> Counters {
     use std::sync::atomic::Ordering::Relaxed;
+    let histogram: Vec<u64> = STATS.histogram.iter().map(|c| c.load(Relaxed)).collect();
+    let half = histogram.iter().sum::<u64>().div_ceil(2);
+    let mut seen = 0;
+    let median_bucket = histogram
+        .iter()
+        .position(|&n| {
+            seen += n;
+            half > 0 && seen >= half
+        })
+        .unwrap_or(0) as u64;
     Counters {
         signals: STATS.signals.load(Relaxed),
         lost: STATS.lost.load(Relaxed),
         leaf_only: STATS.no_cache.load(Relaxed),
         handler_nanos: STATS.handler_nanos.load(Relaxed),
         frames: STATS.frames.load(Relaxed),
+        handler_median_nanos: median_bucket * cpu_signal::HISTOGRAM_STEP_NANOS
+            + cpu_signal::HISTOGRAM_STEP_NANOS / 2,
     }
 }
 
@@ -464,8 +478,9 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
     }
     if stats.signals > 0 {
         header.comments.push(format!(
-            "cpu sampling: {:.2} µs and {:.1} frames per sample in the signal handler",
+            "cpu sampling: signal handler {:.2} µs per sample on average, median {:.2} µs, {:.1} frames",
             stats.handler_nanos as f64 / stats.signals as f64 / 1e3,
+            stats.handler_median_nanos as f64 / 1e3,
             stats.frames as f64 / stats.signals as f64,
         ));
     }

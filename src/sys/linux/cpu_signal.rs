@@ -266,7 +266,15 @@ pub(crate) struct Stats {
     /// Σ nanoseconds spent in the handler, and Σ frames walked.
     pub handler_nanos: AtomicU64,
     pub frames: AtomicU64,
+    /// Samples by time in the handler: bucket i counts [i, i+1) × `HISTOGRAM_STEP_NANOS`,
+    /// the last one everything longer (a preempted handler's time is wall time).
+    pub histogram: [AtomicU64; HISTOGRAM_BUCKETS],
 }
+
+/// Width of a handler-time histogram bucket.
+pub(crate) const HISTOGRAM_STEP_NANOS: u64 = 250;
+/// Buckets: 0..16 µs, then one for longer.
+pub(crate) const HISTOGRAM_BUCKETS: usize = 65;
 
 pub(crate) static STATS: Stats = Stats {
     signals: AtomicU64::new(0),
@@ -274,6 +282,7 @@ pub(crate) static STATS: Stats = Stats {
     no_cache: AtomicU64::new(0),
     handler_nanos: AtomicU64::new(0),
     frames: AtomicU64::new(0),
+    histogram: [const { AtomicU64::new(0) }; HISTOGRAM_BUCKETS],
 };
 
 pub(crate) fn reset_stats() {
@@ -284,6 +293,9 @@ pub(crate) fn reset_stats() {
         &STATS.handler_nanos,
         &STATS.frames,
     ] {
+        c.store(0, Ordering::Relaxed);
+    }
+    for c in &STATS.histogram {
         c.store(0, Ordering::Relaxed);
     }
 }
@@ -380,9 +392,10 @@ unsafe fn sample(weight: u32, uc: *const libc::ucontext_t) {
     s.complete = complete;
     slot.seq.store(pos + 1, Ordering::Release);
     STATS.frames.fetch_add(len as u64, Ordering::Relaxed);
-    STATS
-        .handler_nanos
-        .fetch_add(monotonic_nanos().saturating_sub(start), Ordering::Relaxed);
+    let nanos = monotonic_nanos().saturating_sub(start);
+    STATS.handler_nanos.fetch_add(nanos, Ordering::Relaxed);
+    let bucket = ((nanos / HISTOGRAM_STEP_NANOS) as usize).min(HISTOGRAM_BUCKETS - 1);
+    STATS.histogram[bucket].fetch_add(1, Ordering::Relaxed);
 }
 
 /// This thread's cached id and name: (session, tid, name, samples since the name was
