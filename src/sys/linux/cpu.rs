@@ -498,3 +498,51 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
     }
     b.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::hint::black_box;
+
+    use super::*;
+    use crate::test_alloc::allocations;
+
+    /// The layering rule, checked: a thread sampled at 1000 Hz for 300 ms of CPU (its own
+    /// loop allocates nothing) sees no allocation, so the handler made none.
+    #[test]
+    fn handler_allocates_nothing() {
+        let sampler = Sampler::start(1000).unwrap();
+        let worker = std::thread::spawn(|| {
+            // Let the manager give this thread its timer first.
+            std::thread::sleep(Duration::from_millis(50));
+            let before = allocations();
+            let start = Instant::now();
+            let mut x = 1u64;
+            while start.elapsed() < Duration::from_millis(300) {
+                for _ in 0..1000 {
+                    x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            // SAFETY: gettid has no preconditions.
+            (allocations() - before, unsafe { libc::gettid() })
+        });
+        let (allocated, tid) = worker.join().unwrap();
+        let p = sampler.stop().unwrap();
+        assert_eq!(allocated, 0, "allocations on a sampled thread");
+        let on_worker: i64 = p
+            .samples
+            .iter()
+            .filter(|s| {
+                s.labels.iter().any(|l| {
+                    l.key == "thread_id"
+                        && l.value
+                            == LabelValue::Num {
+                                value: i64::from(tid),
+                                unit: String::new(),
+                            }
+                })
+            })
+            .map(|s| s.values[0])
+            .sum();
+        assert!(on_worker >= 100, "only {on_worker} samples of the worker");
+    }
+}
