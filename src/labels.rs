@@ -93,6 +93,7 @@ fn current_of(ptr: *const LabelSet) -> Vec<(String, String)> {
 
 /// For the signal handler: this thread's current label set with one more reference
 /// (release it with [`release`]), or null. Does not allocate or lock.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the Linux CPU sampler's
 pub(crate) fn acquire_current() -> *const LabelSet {
     let ptr = CURRENT.with(Cell::get);
     if !ptr.is_null() {
@@ -108,6 +109,7 @@ pub(crate) fn acquire_current() -> *const LabelSet {
 /// # Safety
 ///
 /// `ptr` is null or came from `acquire_current`, and is taken over once.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the Linux CPU sampler's
 pub(crate) unsafe fn take(ptr: *const LabelSet) -> Option<Arc<LabelSet>> {
     if ptr.is_null() {
         None
