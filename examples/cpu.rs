@@ -45,7 +45,8 @@ fn main() -> Result<(), profile::Error> {
         .no_shutdown_hook()
         .build()?;
     let mut acc = 0u64;
-    for _ in 0..50 {
+    // 4 s: ~400 samples at 100 Hz, so the split shows within a few points.
+    for _ in 0..100 {
         acc ^= hot_three();
         acc ^= cold_one();
     }

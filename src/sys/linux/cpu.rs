@@ -35,15 +35,16 @@ use crate::labels::{self, LabelSet};
 use crate::profile::builder::{ProfileBuilder, now_nanos};
 use crate::profile::{Label, LabelValue, Profile, ValueType};
 
-/// How often the manager drains the ring and looks for new threads: a thread that starts
-/// is sampled from at most this long after its start.
-const SCAN_INTERVAL: Duration = Duration::from_millis(10);
+/// How often, on average, the manager drains the ring, looks for new threads and
+/// re-phases the timers: a thread that starts gets its own timer within 1.5× this.
+const SCAN_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Live counters of a running sampler.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
     pub signals: u64,
     pub lost: u64,
+    pub lost_nanos: u64,
     pub leaf_only: u64,
     pub handler_nanos: u64,
     pub frames: u64,
@@ -66,6 +67,7 @@ pub(crate) fn counters() -> Counters {
     Counters {
         signals: STATS.signals.load(Relaxed),
         lost: STATS.lost.load(Relaxed),
+        lost_nanos: STATS.lost_nanos.load(Relaxed),
         leaf_only: STATS.no_cache.load(Relaxed),
         handler_nanos: STATS.handler_nanos.load(Relaxed),
         frames: STATS.frames.load(Relaxed),
@@ -80,8 +82,8 @@ type Key = (Vec<u64>, i32, [u8; 16], Option<Arc<LabelSet>>);
 /// What the manager collected.
 #[derive(Default)]
 struct Collected {
-    /// Σ weight per key.
-    samples: HashMap<Key, u64>,
+    /// (Σ weight, Σ CPU nanoseconds) per key.
+    samples: HashMap<Key, (u64, u64)>,
     /// Threads that got a timer, and timers that could not be made (thread gone).
     threads_timed: u64,
     timer_failures: u64,
@@ -92,14 +94,18 @@ impl Collected {
         // SAFETY: the sample's label reference (from acquire_current), taken over once.
         let labels = unsafe { labels::take(s.labels) };
         let key = (s.frames[..s.len as usize].to_vec(), s.tid, s.name, labels);
-        *self.samples.entry(key).or_default() += u64::from(s.weight);
+        let v = self.samples.entry(key).or_default();
+        v.0 += u64::from(s.weight);
+        v.1 += s.nanos;
     }
 }
 
-/// The per-thread timers.
+/// The per-thread timers: by thread, the timer and its slot in `cpu_signal::TIMERS`.
 struct Timers {
     period: Duration,
-    by_tid: HashMap<i32, libc::timer_t>,
+    by_tid: HashMap<i32, (libc::timer_t, usize)>,
+    /// Slots of `cpu_signal::TIMERS` not in use.
+    free: Vec<usize>,
     rng: u64,
 }
 
@@ -123,29 +129,49 @@ impl Timers {
         Timers {
             period,
             by_tid: HashMap::new(),
+            free: (0..cpu_signal::MAX_TIMERS).rev().collect(),
             rng: seed,
         }
     }
 
-    /// A first expiry uniformly in (0, period]: a thread that lives for less than a period
-    /// still has its chance of being sampled in proportion to the CPU it used.
+    /// The first expiry: the time to the next point of a schedule whose gaps are uniform
+    /// in 0.75..1.25 periods, seen at a random moment (the gaps' equilibrium residual:
+    /// uniform below 0.75 periods with probability 3/4, else triangular down to 1.25
+    /// periods). A thread then has its chance of being sampled in proportion to the CPU
+    /// it uses, however short it lives (see `cpu_signal::own_timer`).
     fn first_expiry(&mut self) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let nanos = self.period.as_nanos() as u64;
-        Duration::from_nanos(1 + self.rng % nanos)
+        let mut draw = || {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            (self.rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let p = self.period.as_secs_f64();
+        let r = if draw() < 0.75 {
+            0.75 * p * draw()
+        } else {
+            1.25 * p - 0.5 * p * draw().sqrt()
+        };
+        Duration::from_secs_f64(r).max(Duration::from_nanos(1))
     }
 
     /// Gives thread `tid` a timer on its CPU clock; false if that failed (it exited).
     /// The thread joins the `timed` set first, so the process-wide timer stops counting
     /// it (at most one period of its CPU goes unsampled rather than counted twice).
     fn create(&mut self, tid: i32) -> bool {
+        let Some(slot) = self.free.pop() else {
+            return false; // more threads than timer slots: the process timer samples them
+        };
         if !cpu_signal::timed::insert(tid) {
             // More threads than the set holds: the process timer would count the rest
             // twice, so it goes (new threads' first milliseconds go unsampled instead).
             set_process_timer(Duration::ZERO);
         }
+        let undo = |timers: &mut Timers| {
+            cpu_signal::timed::remove(tid);
+            timers.free.push(slot);
+            false
+        };
         // The thread's CPU clock id, as glibc's pthread_getcpuclockid computes it:
         // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED) = (~tid << 3) | PERTHREAD | SCHED.
         let clock: libc::clockid_t = ((!tid) << 3) | 6;
@@ -154,33 +180,64 @@ impl Timers {
         sev.sigev_notify = libc::SIGEV_THREAD_ID;
         sev.sigev_signo = libc::SIGPROF;
         sev.sigev_notify_thread_id = tid;
+        // The handler finds the timer (to re-arm it) and its start through the slot.
+        sev.sigev_value.sival_ptr = slot as *mut libc::c_void;
         let mut id: libc::timer_t = std::ptr::null_mut();
         // SAFETY: valid pointers to a sigevent and a timer_t; the result is checked.
         if unsafe { libc::timer_create(clock, &mut sev, &mut id) } != 0 {
-            cpu_signal::timed::remove(tid);
-            return false;
+            return undo(self);
         }
+        let first = self.first_expiry();
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: the thread's CPU clock, a valid timespec; on failure (the thread just
+        // exited) the timer never fires, and the slot is freed at the next scan.
+        unsafe { libc::clock_gettime(clock, &mut now) };
+        let entry = &cpu_signal::TIMERS[slot];
+        entry.first_expiry_cpu_nanos.store(
+            now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64 + first.as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        entry
+            .id
+            .store(id as usize + 1, std::sync::atomic::Ordering::Release);
         let spec = libc::itimerspec {
             it_interval: timespec(self.period),
-            it_value: timespec(self.first_expiry()),
+            it_value: timespec(first),
         };
         // SAFETY: a timer just created, a valid itimerspec; the result is checked.
         if unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) } != 0 {
+            entry.id.store(0, std::sync::atomic::Ordering::Release);
             // SAFETY: deleting the timer just created.
             unsafe { libc::timer_delete(id) };
-            cpu_signal::timed::remove(tid);
-            return false;
+            return undo(self);
         }
-        self.by_tid.insert(tid, id);
+        self.by_tid.insert(tid, (id, slot));
         true
     }
 
+    /// A random wait before the next scan: uniform in 0.5..1.5 × `SCAN_INTERVAL`.
+    fn scan_wait(&mut self) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let base = SCAN_INTERVAL.as_micros() as u64;
+        Duration::from_micros(base / 2 + self.rng % base)
+    }
+
     fn delete(&mut self, tid: i32) {
-        if let Some(id) = self.by_tid.remove(&tid) {
+        if let Some((id, slot)) = self.by_tid.remove(&tid) {
+            // The handler stops re-arming it first.
+            cpu_signal::TIMERS[slot]
+                .id
+                .store(0, std::sync::atomic::Ordering::Release);
             // SAFETY: a timer we created and have not deleted. Failure (EINVAL) would mean
             // it is already gone, which is the goal.
             unsafe { libc::timer_delete(id) };
             cpu_signal::timed::remove(tid);
+            self.free.push(slot);
         }
     }
 
@@ -287,7 +344,10 @@ impl Sampler {
         let template = Walker::new();
         cpu_signal::publish_walker(template.with_fresh_writable());
         // Room for ~1/4 s of samples of every CPU at 1000 Hz between drains (10 ms).
-        cpu_signal::enable(Ring::new((256 * cpus).clamp(1024, 16384)));
+        cpu_signal::enable(
+            Ring::new((256 * cpus).clamp(1024, 16384)),
+            period.as_nanos() as u64,
+        );
         let mut timers = Timers::new(period);
         let mut collected = Collected::default();
         scan(
@@ -399,7 +459,9 @@ fn manage(
     let _own = tasks::register_own();
     let mut seen = HashSet::new();
     // Until told to stop (or the sampler is gone).
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(SCAN_INTERVAL) {
+    // The wait is drawn uniformly from 0.5..1.5 × SCAN_INTERVAL, so that the re-phasing
+    // below does not itself keep step with a program's rhythm.
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(timers.scan_wait()) {
         cpu_signal::drain(|s| collected.add(s));
         if !template.is_current() {
             // Objects were loaded or unloaded: copy the module list again.
@@ -431,9 +493,10 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
             ValueType::new("cpu", "nanoseconds"),
         ],
     );
-    let mut weight_total = 0u64;
-    for ((stack, tid, name, user), &weight) in &c.samples {
+    let (mut weight_total, mut nanos_total) = (0u64, 0u64);
+    for ((stack, tid, name, user), &(weight, nanos)) in &c.samples {
         weight_total += weight;
+        nanos_total += nanos;
         let mut labels = vec![
             Label {
                 key: "thread_name".into(),
@@ -453,24 +516,27 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
                 value: LabelValue::Str(v.clone()),
             }));
         }
-        let w = weight as i64;
-        b.add(stack, true, &[w, w * period], labels);
+        b.add(stack, true, &[weight as i64, nanos as i64], labels);
     }
     if stats.lost > 0 {
         // Counted, not hidden: Go's name for the frame of samples it could not record.
-        let w = stats.lost as i64;
-        b.add_synthetic("lostProfileEvent", &[w, w * period], Vec::new());
+        b.add_synthetic(
+            "lostProfileEvent",
+            &[stats.lost as i64, stats.lost_nanos as i64],
+            Vec::new(),
+        );
     }
     let header = b.header();
     header.period_type = Some(ValueType::new("cpu", "nanoseconds"));
     header.period = period;
     header.time_nanos = start_nanos;
     header.duration_nanos = duration.as_nanos() as i64;
-    let cpu_seconds = (weight_total + stats.lost) as f64 * period as f64 / 1e9;
+    let cpu_seconds = (nanos_total + stats.lost_nanos) as f64 / 1e9;
     if cpu_seconds > 0.0 {
         header.comments.push(format!(
             "cpu sampling: requested {hz} Hz per CPU-second; timer signals arrived at {:.0} Hz; \
-             {} of {} samples came from timer overruns (each signal weighs 1 + overrun)",
+             {} of {} samples are sampling points passed between two signals (a signal \
+             counts every point passed since the previous one)",
             stats.signals as f64 / cpu_seconds,
             (weight_total + stats.lost).saturating_sub(stats.signals),
             weight_total + stats.lost,
