@@ -7,7 +7,6 @@
 ))]
 
 use std::hint::black_box;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -142,18 +141,6 @@ fn a_second_clock_profiler_is_refused_and_bad_rates_are_errors() {
     profile::runtime::clock::start(50).unwrap().stop().unwrap();
 }
 
-fn pprof_top(go: &str, file: &std::path::Path) -> String {
-    let out = Command::new(go)
-        .args(["tool", "pprof", "-top"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "go tool pprof failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "warnings from -top:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn guards_write_clock_and_threads_files_that_go_tool_pprof_reads() {
     let _serial = common::serial();
@@ -191,32 +178,20 @@ fn guards_write_clock_and_threads_files_that_go_tool_pprof_reads() {
     assert!(p.total("threads") >= 2);
 
     let Some(go) = common::go() else { return };
-    let top = pprof_top(go, &clock_file);
+    let top = common::pprof(go, &["-top"], &clock_file);
     assert!(top.contains("Type: time"), "{top}");
     assert!(top.contains("nap") && top.contains("crunch"), "{top}");
-    let top = pprof_top(go, &threads_file);
+    let top = common::pprof(go, &["-top"], &threads_file);
     assert!(top.contains("Type: threads"), "{top}");
     assert!(
         top.contains("t-half") || top.contains("clock_profile::"),
         "{top}"
     );
     // Labels are readable: filter on the thread's name.
-    let out = Command::new(go)
-        .args([
-            "tool",
-            "pprof",
-            "-traces",
-            "-tagfocus",
-            "thread_name=t-half",
-        ])
-        .arg(&threads_file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::pprof(
+        go,
+        &["-traces", "-tagfocus", "thread_name=t-half"],
+        &threads_file,
     );
     assert!(text.contains("thread_id"), "{text}");
 }

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use profile::{LabelValue, Profile};
@@ -104,24 +103,10 @@ fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
     );
 
     let Some(go) = common::go() else { return };
-    let out = Command::new(go)
-        .args(["tool", "pprof", "-top", "-tagfocus", "endpoint=/api"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stderr}");
+    let stdout = common::pprof(go, &["-top", "-tagfocus", "endpoint=/api"], &file);
     assert!(stdout.contains("serve_api"), "{stdout}");
     assert!(!stdout.contains("serve_static"), "{stdout}");
-    let out = Command::new(go)
-        .args(["tool", "pprof", "-tags"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let tags = String::from_utf8_lossy(&out.stdout);
+    let tags = common::pprof(go, &["-tags"], &file);
     assert!(
         tags.contains("endpoint") && tags.contains("/static"),
         "{tags}"

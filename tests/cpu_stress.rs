@@ -10,7 +10,6 @@
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
-use std::ffi::CStr;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,39 +17,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::libc;
+mod common;
 
 #[global_allocator]
 static ALLOC: profile::Allocator = profile::Allocator::system();
-
-const LIBRARIES: [&CStr; 3] = [c"libBrokenLocale.so.1", c"libresolv.so.2", c"libanl.so.1"];
-
-#[inline(never)]
-fn churn_heap(stop: &AtomicBool, ops: &AtomicU64) {
-    let mut keep: Vec<Vec<u8>> = Vec::new();
-    let mut i = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        i = i.wrapping_mul(31).wrapping_add(7);
-        keep.push(vec![i as u8; 16 + i % 4000]);
-        if keep.len() > 64 {
-            keep.swap_remove(i % keep.len());
-        }
-        ops.fetch_add(1, Ordering::Relaxed);
-    }
-    black_box(keep);
-}
-
-#[inline(never)]
-fn churn_threads(stop: &AtomicBool, ops: &AtomicU64) {
-    while !stop.load(Ordering::Relaxed) {
-        let t = thread::Builder::new()
-            .name("short-lived".into())
-            .spawn(|| black_box((0..20_000u64).map(|i| i * i).sum::<u64>()))
-            .unwrap();
-        t.join().unwrap();
-        ops.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 #[inline(never)]
 fn churn_panics(stop: &AtomicBool, ops: &AtomicU64) {
@@ -62,22 +32,6 @@ fn churn_panics(stop: &AtomicBool, ops: &AtomicU64) {
             }
         });
         assert!(r.is_err());
-        ops.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[inline(never)]
-fn churn_libraries(stop: &AtomicBool, ops: &AtomicU64) {
-    while !stop.load(Ordering::Relaxed) {
-        for name in LIBRARIES {
-            // SAFETY: glibc's own small libraries, without constructors that matter here.
-            unsafe {
-                let h = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-                if !h.is_null() {
-                    libc::dlclose(h);
-                }
-            }
-        }
         ops.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -105,10 +59,12 @@ fn cpu_profiling_at_1000_hz_survives_churn() {
             thread::Builder::new()
                 .name(format!("churn-{name}"))
                 .spawn(move || match i {
-                    0 => churn_heap(&stop, &counters[0]),
-                    1 => churn_threads(&stop, &counters[1]),
+                    0 => common::churn::heap(&stop, &counters[0]),
+                    1 => common::churn::threads(&stop, &counters[1]),
                     2 => churn_panics(&stop, &counters[2]),
-                    _ => churn_libraries(&stop, &counters[3]),
+                    _ => {
+                        common::churn::libraries(&stop, &counters[3]);
+                    }
                 })
                 .unwrap(),
         );

@@ -7,24 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-fn pprof(go: &str, args: &[&str], file: &Path) -> (String, String) {
-    let out = Command::new(go)
-        .args(["tool", "pprof"])
-        .args(args)
-        .arg(file)
-        .output()
-        .expect("run go tool pprof");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "go tool pprof {args:?} failed:\n{stderr}"
-    );
-    (stdout, stderr)
-}
 
 #[test]
 fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
@@ -34,8 +17,7 @@ fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
     common::three_to_one(Duration::from_millis(1200));
     let file = guard.stop().unwrap();
 
-    let (raw, stderr) = pprof(go, &["-raw"], &file);
-    assert!(stderr.trim().is_empty(), "warnings from -raw:\n{stderr}");
+    let raw = common::pprof(go, &["-raw"], &file);
     assert!(raw.contains("\nPeriodType: cpu nanoseconds\n"), "{raw}");
     // Functions with file:line, e.g. `go_compat::common::hot_three .../tests/common/mod.rs:37`.
     for f in ["common::hot_three", "common::cold_one"] {
@@ -56,8 +38,7 @@ fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
     assert!(first.contains(&*exe.to_string_lossy()), "{first}");
     assert!(first.contains("[FN][FL][LN][IN]"), "{first}");
 
-    let (top, stderr) = pprof(go, &["-top"], &file);
-    assert!(stderr.trim().is_empty(), "warnings from -top:\n{stderr}");
+    let top = common::pprof(go, &["-top"], &file);
     assert!(!top.contains("Main binary filename not available"), "{top}");
     assert!(top.contains("Type: cpu"), "{top}");
     for f in ["common::hot_three", "common::cold_one"] {
@@ -65,27 +46,20 @@ fn go_tool_pprof_reads_our_cpu_profile_without_warnings() {
     }
 
     // Per-line and per-address views work (they need real addresses and mappings).
-    let (lines, stderr) = pprof(go, &["-top", "-lines"], &file);
-    assert!(stderr.trim().is_empty(), "warnings from -lines:\n{stderr}");
+    let lines = common::pprof(go, &["-top", "-lines"], &file);
     assert!(lines.contains("tests/common/mod.rs:"), "{lines}");
-    let (addrs, stderr) = pprof(go, &["-top", "-addresses"], &file);
-    assert!(
-        stderr.trim().is_empty(),
-        "warnings from -addresses:\n{stderr}"
-    );
+    let addrs = common::pprof(go, &["-top", "-addresses"], &file);
     assert!(addrs.contains("common::hot_three"), "{addrs}");
 
     // Disassembly annotated with samples (needs the executable's mapping to line up with
     // its symbol table).
-    let (asm, stderr) = pprof(go, &["-disasm", "hot_three"], &file);
-    assert!(stderr.trim().is_empty(), "warnings from -disasm:\n{stderr}");
+    let asm = common::pprof(go, &["-disasm", "hot_three"], &file);
     assert!(
         asm.contains("ROUTINE") && asm.contains("hot_three"),
         "no annotated disassembly:\n{asm}"
     );
     // Source listing with per-line samples.
-    let (list, stderr) = pprof(go, &["-list", "common::hot_three"], &file);
-    assert!(stderr.trim().is_empty(), "warnings from -list:\n{stderr}");
+    let list = common::pprof(go, &["-list", "common::hot_three"], &file);
     assert!(list.contains("tests/common/mod.rs"), "{list}");
 }
 
@@ -94,7 +68,7 @@ fn go_tool_pprof_and_our_decoder_agree_on_go_fixtures() {
     let Some(go) = common::go() else { return };
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go1.19/cpu.pb.gz");
     let p = profile::Profile::decode(&std::fs::read(&file).unwrap()).unwrap();
-    let (raw, _) = pprof(go, &["-raw"], &file);
+    let raw = common::pprof(go, &["-raw"], &file);
     // Same sample count and total as Go's own reader.
     let total: i64 = raw
         .lines()

@@ -9,68 +9,16 @@
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
-use std::ffi::CStr;
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::libc;
+mod common;
 
 #[global_allocator]
 static ALLOC: profile::Allocator = profile::Allocator::system();
-
-/// Shared libraries of glibc itself, present wherever glibc is, rarely loaded already.
-const LIBRARIES: [&CStr; 3] = [c"libBrokenLocale.so.1", c"libresolv.so.2", c"libanl.so.1"];
-
-#[inline(never)]
-fn churn_heap(stop: &AtomicBool, ops: &AtomicU64) {
-    let mut keep: Vec<Vec<u8>> = Vec::new();
-    let mut i = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        i = i.wrapping_mul(31).wrapping_add(7);
-        keep.push(vec![i as u8; 16 + i % 4000]);
-        if keep.len() > 64 {
-            keep.swap_remove(i % keep.len());
-        }
-        ops.fetch_add(1, Ordering::Relaxed);
-    }
-    black_box(keep);
-}
-
-#[inline(never)]
-fn churn_threads(stop: &AtomicBool, ops: &AtomicU64) {
-    while !stop.load(Ordering::Relaxed) {
-        let t = thread::Builder::new()
-            .name("short-lived".into())
-            .spawn(|| black_box((0..1000u64).sum::<u64>()))
-            .unwrap();
-        t.join().unwrap();
-        ops.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[inline(never)]
-fn churn_libraries(stop: &AtomicBool, ops: &AtomicU64) -> usize {
-    let mut loaded = 0;
-    while !stop.load(Ordering::Relaxed) {
-        for name in LIBRARIES {
-            // SAFETY: dlopen/dlclose of glibc's own libraries, which have no constructors
-            // with side effects on this program.
-            unsafe {
-                let h = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-                if !h.is_null() {
-                    loaded += 1;
-                    libc::dlclose(h);
-                }
-            }
-        }
-        ops.fetch_add(1, Ordering::Relaxed);
-    }
-    loaded
-}
 
 #[test]
 fn dumps_survive_allocation_thread_and_library_churn() {
@@ -89,10 +37,10 @@ fn dumps_survive_allocation_thread_and_library_churn() {
             thread::Builder::new()
                 .name(format!("churn-{name}"))
                 .spawn(move || match i {
-                    0 => churn_heap(&stop, &counters[0]),
-                    1 => churn_threads(&stop, &counters[1]),
+                    0 => common::churn::heap(&stop, &counters[0]),
+                    1 => common::churn::threads(&stop, &counters[1]),
                     _ => {
-                        let loaded = churn_libraries(&stop, &counters[2]);
+                        let loaded = common::churn::libraries(&stop, &counters[2]);
                         assert!(loaded > 0, "no library could be loaded");
                     }
                 })

@@ -3,7 +3,6 @@
 //! threads, counted exactly, readable by `go tool pprof`.
 
 use std::hint::black_box;
-use std::process::Command;
 use std::thread;
 
 mod common;
@@ -80,17 +79,7 @@ fn counts_thread_creations_by_stack_and_writes_a_file_go_reads() {
     assert!(created_in(&written, "spawn_pool_a") >= 6);
 
     let Some(go) = common::go() else { return };
-    let out = Command::new(go)
-        .args(["tool", "pprof", "-top"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.trim().is_empty(), "warnings: {stderr}");
+    let stdout = common::pprof(go, &["-top"], &file);
     assert!(stdout.contains("Type: threadcreate"), "{stdout}");
     assert!(stdout.contains("spawn_pool_a"), "{stdout}");
 }

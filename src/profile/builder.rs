@@ -49,6 +49,23 @@ pub(crate) trait Resolve {
 
 type SampleKey = (Vec<u64>, Vec<Label>);
 
+/// The labels of a sample taken on one thread: `thread_name` and a numeric `thread_id`.
+pub(crate) fn thread_labels(name: String, tid: i32) -> Vec<Label> {
+    vec![
+        Label {
+            key: "thread_name".into(),
+            value: super::LabelValue::Str(name),
+        },
+        Label {
+            key: "thread_id".into(),
+            value: super::LabelValue::Num {
+                value: i64::from(tid),
+                unit: String::new(),
+            },
+        },
+    ]
+}
+
 /// Now, in nanoseconds since the Unix epoch (a profile's `time_nanos`).
 pub(crate) fn now_nanos() -> i64 {
     nanos_since_epoch(std::time::SystemTime::now())

@@ -20,8 +20,7 @@
 //! `thread_id`. Threads that could not be asked (signal blocked, stopped) are counted in
 //! the profile's comments, not hidden.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
+use super::{Claim, Exclusive};
 use crate::{Error, Profile, ProfileKind, sys};
 
 /// The default rate: 99 Hz, off the beat of timers that fire at round rates.
@@ -29,18 +28,12 @@ pub const DEFAULT_FREQUENCY: u32 = 99;
 /// The highest rate accepted: each round interrupts every thread once.
 pub const MAX_FREQUENCY: u32 = 1000;
 
-/// Set while a clock profiler runs (one per process).
-static IN_USE: AtomicBool = AtomicBool::new(false);
+/// One clock profiler per process.
+static EXCLUSIVE: Exclusive = Exclusive::new(ProfileKind::Clock);
 
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
-    if hz == 0 || hz > MAX_FREQUENCY {
-        return Err(Error::InvalidFrequency {
-            hz,
-            max: MAX_FREQUENCY,
-        });
-    }
-    Ok(())
+    super::validate_frequency(hz, MAX_FREQUENCY)
 }
 
 /// Starts sampling every thread `hz` times per wall-clock second.
@@ -50,24 +43,12 @@ pub(crate) fn validate(hz: u32) -> Result<(), Error> {
 /// [`Error::Unsupported`] off Linux (x86_64, aarch64).
 pub fn start(hz: u32) -> Result<ClockProfiler, Error> {
     validate(hz)?;
-    if IN_USE
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return Err(Error::AlreadyActive {
-            mode: ProfileKind::Clock,
-        });
-    }
-    match sys::clock::Sampler::start(hz) {
-        Ok(sampler) => Ok(ClockProfiler {
-            sampler: Some(sampler),
-            hz,
-        }),
-        Err(e) => {
-            IN_USE.store(false, Ordering::Release);
-            Err(e)
-        }
-    }
+    let claim = EXCLUSIVE.claim()?;
+    Ok(ClockProfiler {
+        sampler: Some(sys::clock::Sampler::start(hz)?),
+        hz,
+        _claim: claim,
+    })
 }
 
 /// A running wall-clock profiler. [`stop`](ClockProfiler::stop) returns the profile;
@@ -76,6 +57,8 @@ pub fn start(hz: u32) -> Result<ClockProfiler, Error> {
 pub struct ClockProfiler {
     sampler: Option<sys::clock::Sampler>,
     hz: u32,
+    /// Last: released after the sampler stopped.
+    _claim: Claim,
 }
 
 impl std::fmt::Debug for ClockProfiler {
@@ -94,12 +77,11 @@ impl ClockProfiler {
 
     /// Stops sampling and returns the symbolized profile.
     pub fn stop(mut self) -> Result<Profile, Error> {
-        let result = match self.sampler.take() {
+        // The claim is released when `self` drops, after the sampler has stopped.
+        match self.sampler.take() {
             Some(s) => s.stop(),
             None => Ok(Profile::default()),
-        };
-        IN_USE.store(false, Ordering::Release);
-        result
+        }
     }
 }
 
@@ -107,7 +89,6 @@ impl Drop for ClockProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
             s.discard();
-            IN_USE.store(false, Ordering::Release);
         }
     }
 }

@@ -23,30 +23,24 @@
 //! set with [`crate::labels::with`] on each sample; its comments give the rate actually
 //! achieved and the handler's cost.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::{Claim, Exclusive};
 use crate::{Error, Profile, ProfileKind, sys};
 
 /// The default sampling frequency, as in Go and pkg/profile.
 pub const DEFAULT_FREQUENCY: u32 = 100;
 /// The highest frequency accepted. Above the kernel's tick rate (often 250 Hz) a thread's
-/// timer fires once per tick and the overrun count carries the rest: the totals stay
-/// right, the resolution does not improve.
+/// timer fires once per tick and each signal counts the sampling points passed since the
+/// previous one: the totals stay right, the resolution does not improve.
 pub const MAX_FREQUENCY: u32 = 10_000;
 
-/// Set while a CPU profiler runs (one per process).
-static IN_USE: AtomicBool = AtomicBool::new(false);
+/// One CPU profiler per process.
+static EXCLUSIVE: Exclusive = Exclusive::new(ProfileKind::Cpu);
 
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
-    if hz == 0 || hz > MAX_FREQUENCY {
-        return Err(Error::InvalidFrequency {
-            hz,
-            max: MAX_FREQUENCY,
-        });
-    }
-    Ok(())
+    super::validate_frequency(hz, MAX_FREQUENCY)
 }
 
 /// Starts CPU profiling at `hz` samples per CPU-second.
@@ -56,24 +50,12 @@ pub(crate) fn validate(hz: u32) -> Result<(), Error> {
 /// [`Error::Unsupported`] off Linux.
 pub fn start(hz: u32) -> Result<CpuProfiler, Error> {
     validate(hz)?;
-    if IN_USE
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return Err(Error::AlreadyActive {
-            mode: ProfileKind::Cpu,
-        });
-    }
-    match sys::cpu::Sampler::start(hz) {
-        Ok(sampler) => Ok(CpuProfiler {
-            sampler: Some(sampler),
-            hz,
-        }),
-        Err(e) => {
-            IN_USE.store(false, Ordering::Release);
-            Err(e)
-        }
-    }
+    let claim = EXCLUSIVE.claim()?;
+    Ok(CpuProfiler {
+        sampler: Some(sys::cpu::Sampler::start(hz)?),
+        hz,
+        _claim: claim,
+    })
 }
 
 /// A running CPU profiler. [`stop`](CpuProfiler::stop) returns the profile; dropping it
@@ -82,6 +64,8 @@ pub fn start(hz: u32) -> Result<CpuProfiler, Error> {
 pub struct CpuProfiler {
     sampler: Option<sys::cpu::Sampler>,
     hz: u32,
+    /// Last: released after the sampler stopped.
+    _claim: Claim,
 }
 
 impl std::fmt::Debug for CpuProfiler {
@@ -146,14 +130,12 @@ impl CpuProfiler {
 
     /// Stops sampling and returns the symbolized profile.
     pub fn stop(mut self) -> Result<Profile, Error> {
-        // Always Some: only `stop` (which takes `self`) and `drop` take it.
-        let result = match self.sampler.take() {
+        // Always Some: only `stop` (which takes `self`) and `drop` take it. The claim is
+        // released when `self` drops, after the sampler has stopped.
+        match self.sampler.take() {
             Some(s) => s.stop(),
             None => Ok(Profile::default()),
-        };
-        // Released only once the sampler's timer and handler are gone.
-        IN_USE.store(false, Ordering::Release);
-        result
+        }
     }
 }
 
@@ -161,7 +143,6 @@ impl Drop for CpuProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
             s.discard();
-            IN_USE.store(false, Ordering::Release);
         }
     }
 }

@@ -12,6 +12,51 @@ pub mod mutex;
 pub mod threadcreate;
 pub mod threads;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{Error, ProfileKind};
+
+/// One running profiler of a kind per process: the flag, claimed by `start`.
+pub(crate) struct Exclusive {
+    in_use: AtomicBool,
+    kind: ProfileKind,
+}
+
+impl Exclusive {
+    pub(crate) const fn new(kind: ProfileKind) -> Exclusive {
+        Exclusive {
+            in_use: AtomicBool::new(false),
+            kind,
+        }
+    }
+
+    /// Claims the kind, or [`Error::AlreadyActive`] if a profiler of it runs.
+    pub(crate) fn claim(&'static self) -> Result<Claim, Error> {
+        self.in_use
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| Claim(self))
+            .map_err(|_| Error::AlreadyActive { mode: self.kind })
+    }
+}
+
+/// Held by a running profiler; frees its kind when dropped (declare it as the profiler's
+/// last field, so the sampler has stopped by then).
+pub(crate) struct Claim(&'static Exclusive);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.in_use.store(false, Ordering::Release);
+    }
+}
+
+/// Checks a sampling frequency: 1..=`max`.
+pub(crate) fn validate_frequency(hz: u32, max: u32) -> Result<(), Error> {
+    if hz == 0 || hz > max {
+        return Err(Error::InvalidFrequency { hz, max });
+    }
+    Ok(())
+}
+
 /// The process's command-line arguments, the program first (what Go's
 /// `/debug/pprof/cmdline` serves, joined by NUL bytes). Arguments that are not valid
 /// UTF-8 are converted lossily.

@@ -2,6 +2,8 @@
 //! `go tool pprof` discovery.
 #![allow(dead_code)]
 
+pub mod churn;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,6 +89,27 @@ pub fn go() -> Option<&'static str> {
     }
     eprintln!("SKIPPED: `go` not found; install golang-go to run the go tool pprof checks");
     None
+}
+
+/// Runs `go tool pprof ARGS FILE`, asserting that it succeeds and prints no warnings;
+/// returns its standard output.
+pub fn pprof(go: &str, args: &[&str], file: &Path) -> String {
+    let out = Command::new(go)
+        .args(["tool", "pprof"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("run go tool pprof");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?} failed:\n{stderr}"
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "warnings from go tool pprof {args:?}:\n{stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The usual test guard: quiet, no shutdown hook, writing into `dir`.

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use nix::libc;
 use parking_lot::{Mutex, MutexGuard};
 
+use super::sigsafe::monotonic_nanos;
 use super::stackwalk::{self, Cache, Walker};
 use crate::Error;
 
@@ -138,17 +139,6 @@ struct Shared(UnsafeCell<Slot>);
 // it is.
 unsafe impl Sync for Shared {}
 
-fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec passed; it is async-signal-safe. It cannot
-    // fail for CLOCK_MONOTONIC with a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE on a valid, aligned u32; the return value (the number woken) is
     // of no use here.
@@ -165,10 +155,7 @@ fn futex_wake(word: &AtomicU32) {
 /// Sleeps while `word == expected`, at most `timeout`. Returns on a wake-up, a timeout, a
 /// signal or a changed value alike (EAGAIN, ETIMEDOUT, EINTR): callers re-check the word.
 fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
+    let ts = super::sigsafe::timespec(timeout.as_nanos() as u64);
     // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
     unsafe {
         libc::syscall(

@@ -11,8 +11,8 @@ use super::symbolize;
 use super::tasks::{self, Task};
 use super::threads::{precheck, refine};
 use crate::Error;
-use crate::profile::builder::{ProfileBuilder, now_nanos};
-use crate::profile::{Label, LabelValue, Profile, ValueType};
+use crate::profile::builder::{ProfileBuilder, now_nanos, thread_labels};
+use crate::profile::{Profile, ValueType};
 
 /// What the sampler thread collected.
 #[derive(Default)]
@@ -160,19 +160,7 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
     let mut samples: Vec<_> = c.samples.iter().collect();
     samples.sort_by_key(|((_, tid), _)| *tid);
     for ((stack, tid), &(count, nanos)) in samples {
-        let labels = vec![
-            Label {
-                key: "thread_name".into(),
-                value: LabelValue::Str(c.names.get(tid).cloned().unwrap_or_default()),
-            },
-            Label {
-                key: "thread_id".into(),
-                value: LabelValue::Num {
-                    value: i64::from(*tid),
-                    unit: String::new(),
-                },
-            },
-        ];
+        let labels = thread_labels(c.names.get(tid).cloned().unwrap_or_default(), *tid);
         b.add(stack, true, &[count, nanos], labels);
     }
     let header = b.header();

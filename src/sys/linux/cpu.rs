@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 use nix::libc;
 
 use super::cpu_signal::{self, Ring, STATS};
+use super::sigsafe::{self, xorshift};
 use super::stackwalk::Walker;
 use super::symbolize;
 use super::tasks;
 use crate::Error;
 use crate::labels::{self, LabelSet};
-use crate::profile::builder::{ProfileBuilder, now_nanos};
+use crate::profile::builder::{ProfileBuilder, now_nanos, thread_labels};
 use crate::profile::{Label, LabelValue, Profile, ValueType};
 
 /// How often, on average, the manager drains the ring, looks for new threads and
@@ -114,10 +115,7 @@ struct Timers {
 unsafe impl Send for Timers {}
 
 fn timespec(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
-    }
+    sigsafe::timespec(d.as_nanos() as u64)
 }
 
 impl Timers {
@@ -140,12 +138,7 @@ impl Timers {
     /// periods). A thread then has its chance of being sampled in proportion to the CPU
     /// it uses, however short it lives (see `cpu_signal::own_timer`).
     fn first_expiry(&mut self) -> Duration {
-        let mut draw = || {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            (self.rng >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut draw = || (xorshift(&mut self.rng) >> 11) as f64 / (1u64 << 53) as f64;
         let p = self.period.as_secs_f64();
         let r = if draw() < 0.75 {
             0.75 * p * draw()
@@ -220,11 +213,8 @@ impl Timers {
 
     /// A random wait before the next scan: uniform in 0.5..1.5 × `SCAN_INTERVAL`.
     fn scan_wait(&mut self) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
         let base = SCAN_INTERVAL.as_micros() as u64;
-        Duration::from_micros(base / 2 + self.rng % base)
+        Duration::from_micros(base / 2 + xorshift(&mut self.rng) % base)
     }
 
     fn delete(&mut self, tid: i32) {
@@ -497,19 +487,7 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
     for ((stack, tid, name, user), &(weight, nanos)) in &c.samples {
         weight_total += weight;
         nanos_total += nanos;
-        let mut labels = vec![
-            Label {
-                key: "thread_name".into(),
-                value: LabelValue::Str(name_of(name)),
-            },
-            Label {
-                key: "thread_id".into(),
-                value: LabelValue::Num {
-                    value: i64::from(*tid),
-                    unit: String::new(),
-                },
-            },
-        ];
+        let mut labels = thread_labels(name_of(name), *tid);
         if let Some(user) = user {
             labels.extend(user.0.iter().map(|(k, v)| Label {
                 key: k.clone(),

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 
 use nix::libc;
 
+use super::sigsafe::{monotonic_nanos, thread_cpu_nanos, timespec, xorshift};
 use super::stackwalk::{self, Cache, MAX_FRAMES, Walker};
 use crate::labels::{self, LabelSet};
 
@@ -307,17 +308,6 @@ pub(crate) fn reset_stats() {
     }
 }
 
-fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec passed; async-signal-safe; cannot fail for
-    // CLOCK_MONOTONIC with a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// The SIGPROF handler. See the layering rule in the module docs.
 pub(crate) extern "C" fn handler(
     _signal: libc::c_int,
@@ -489,17 +479,6 @@ fn process_timer(period: u64) -> u32 {
     periods.min(u64::from(u32::MAX)) as u32
 }
 
-fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec passed; async-signal-safe. (A system
-    // call: thread CPU clocks have no vDSO path.)
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// For a signal from this thread's own timer (in `slot`): how many sampling points of
 /// the thread's schedule have passed (the periods this sample stands for), with the timer
 /// re-armed for the next point.
@@ -534,12 +513,7 @@ fn own_timer(slot: usize, period: u64) -> u32 {
         mark.next_cpu_nanos = timer.first_expiry_cpu_nanos.load(Ordering::Relaxed);
         mark.rng = now | 1;
     }
-    let gap = |rng: &mut u64| {
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        period - period / 4 + *rng % (period / 2).max(1)
-    };
+    let gap = |rng: &mut u64| period - period / 4 + xorshift(rng) % (period / 2).max(1);
     let mut points = 0u64;
     if now >= mark.next_cpu_nanos {
         // Far behind (the signal was blocked for long): count the whole stretch at the
@@ -557,21 +531,14 @@ fn own_timer(slot: usize, period: u64) -> u32 {
     MARK.with(|c| c.set(mark));
     if let Some(id) = timer.id.load(Ordering::Acquire).checked_sub(1) {
         let spec = libc::itimerspec {
-            it_interval: nanos_timespec(period),
-            it_value: nanos_timespec((mark.next_cpu_nanos - now).max(1)),
+            it_interval: timespec(period),
+            it_value: timespec((mark.next_cpu_nanos - now).max(1)),
         };
         // SAFETY: timer_settime is async-signal-safe; `id` is a timer the manager made and
         // has not deleted (a deleted id fails with EINVAL, which changes nothing).
         unsafe { libc::timer_settime(id as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
     }
     points.min(u64::from(u32::MAX)) as u32
-}
-
-fn nanos_timespec(nanos: u64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: (nanos / 1_000_000_000) as libc::time_t,
-        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-    }
 }
 
 /// This thread's cached id and name: (session, tid, name, samples since the name was

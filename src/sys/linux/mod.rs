@@ -9,6 +9,7 @@ pub(crate) mod cpu_signal;
 pub(crate) mod heap;
 pub(crate) mod hook;
 pub(crate) mod objects;
+pub(crate) mod sigsafe;
 pub(crate) mod stackwalk;
 pub(crate) mod symbolize;
 pub(crate) mod tasks;
