@@ -13,7 +13,6 @@ pub(crate) mod cpu {
     pub(crate) struct Counters {
         pub signals: u64,
         pub lost: u64,
-        pub lost_nanos: u64,
         pub leaf_only: u64,
         pub handler_nanos: u64,
         pub frames: u64,
