@@ -170,6 +170,8 @@ mod builder;
 mod error;
 mod guard;
 mod heap;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod labels;
 mod output;
 mod profile;

@@ -7,6 +7,8 @@
 
 pub(crate) mod builder;
 mod proto;
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // the HTTP endpoints' debug=1
+pub(crate) mod text;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};

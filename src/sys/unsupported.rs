@@ -138,3 +138,13 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 pub(crate) fn threadcreate_profile() -> Result<crate::Profile, crate::Error> {
     threadcreate_supported().map(|()| crate::Profile::default())
 }
+
+#[cfg(feature = "http")]
+pub(crate) fn function_name(_address: u64) -> Option<String> {
+    None
+}
+
+#[cfg(feature = "http")]
+pub(crate) fn thread_count() -> usize {
+    0
+}

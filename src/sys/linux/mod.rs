@@ -25,3 +25,15 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 
 #[cfg(feature = "threadcreate")]
 pub(crate) use threadcreate::profile as threadcreate_profile;
+
+/// The function at `address` (a runtime address, or a link-time one of the executable).
+#[cfg(feature = "http")]
+pub(crate) fn function_name(address: u64) -> Option<String> {
+    symbolize::shared().function_name(address)
+}
+
+/// How many threads this process has.
+#[cfg(feature = "http")]
+pub(crate) fn thread_count() -> usize {
+    tasks::tids().map_or(0, |t| t.len())
+}

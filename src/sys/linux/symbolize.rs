@@ -332,6 +332,27 @@ impl Symbolizer {
             .as_ref()
     }
 
+    /// The name of the function at `address` as a profile holds it (for `/symbol`):
+    /// a runtime address, or a link-time address of the main executable (profiles write
+    /// the executable at link-time addresses; see `docs/architecture.md`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn function_name(&mut self, address: u64) -> Option<String> {
+        let outermost = |r: &Resolved| r.frames.last().map(|f| f.name.clone());
+        if let Some(name) = outermost(&self.resolve(address)) {
+            return Some(name);
+        }
+        // The executable is mapping 1; its bias turns a link-time address into a runtime one.
+        let bias = self
+            .entry_mapping
+            .iter()
+            .find(|&&(id, _)| id == 1)
+            .map(|&(_, bias)| bias)?;
+        if bias == 0 {
+            return None;
+        }
+        outermost(&self.resolve(address.checked_add(bias)?))
+    }
+
     /// The function names an address resolves to (innermost first); for tests and for
     /// trimming the sampler's own frames.
     pub(crate) fn names(&mut self, address: u64) -> Vec<String> {

@@ -1,0 +1,603 @@
+//! `/debug/pprof/*` over HTTP, as Go's `net/http/pprof` serves it (cargo feature `http`).
+//!
+//! ```no_run
+//! // A server on a background thread, loopback only; stopped when `server` drops.
+//! let server = profile::http::serve("127.0.0.1:6060")?;
+//! println!("go tool pprof http://{}/debug/pprof/profile?seconds=30", server.local_addr());
+//! # Ok::<(), profile::Error>(())
+//! ```
+//!
+//! Or mount the same endpoints in your own router (axum, actix, hyper...): turn the
+//! request into a [`Request`] (method, path, query, body), call [`handle`] on a thread
+//! that may block (the CPU profile waits `seconds`), and send the [`Response`] back.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/debug/pprof/` | HTML index: every profile, its count, a description, links |
+//! | `profile?seconds=N` | CPU profile for N seconds (default 30) |
+//! | `heap`, `allocs` | heap profile (in use / allocated); `?seconds=N` → delta, `?debug=1` → text |
+//! | `goroutine`, `threads` | every thread's stack; `?debug=1` counts, `?debug=2` full dump |
+//! | `block`, `mutex` | contention; `?seconds=N` → delta, `?debug=1` → text |
+//! | `threadcreate` | thread creation (feature `threadcreate`) |
+//! | `clock?seconds=N` | wall-clock profile for N seconds (default 30) |
+//! | `cmdline` | the arguments, NUL-separated |
+//! | `symbol` | GET or POST `0xADDR+0xADDR`: `0xADDR name` lines |
+//!
+//! Go's parameters, content types, `Content-Disposition` file names and error texts; every
+//! response has `X-Content-Type-Options: nosniff`. Unlike Go, a delta's in-use heap values
+//! are the end state (Go subtracts them too), `seconds` is capped (300 by default: 400
+//! beyond), and the server listens on loopback unless told otherwise.
+
+mod server;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+pub use server::{Server, ServerBuilder, serve};
+
+use crate::profile::text;
+use crate::{Error, Profile, runtime};
+
+/// The longest query string accepted.
+pub const MAX_QUERY: usize = 4096;
+/// The default cap on `seconds`.
+pub const DEFAULT_MAX_SECONDS: u64 = 300;
+
+/// A request, as any HTTP framework has it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path, e.g. `/debug/pprof/heap`.
+    pub path: &'a str,
+    /// The query string without `?`, e.g. `seconds=5&debug=0`.
+    pub query: &'a str,
+    /// The body (only `/symbol` reads it).
+    pub body: &'a [u8],
+}
+
+/// A response, for any HTTP framework to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Headers, in order (`Content-Type` first).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type".into(), content_type.into()),
+                ("X-Content-Type-Options".into(), "nosniff".into()),
+            ],
+            body,
+        }
+    }
+
+    /// A plain-text error: the message and a newline, as Go's `http.Error` writes it.
+    fn error(status: u16, message: &str) -> Response {
+        Response::new(status, TEXT, format!("{message}\n").into_bytes())
+    }
+
+    fn text(body: Vec<u8>) -> Response {
+        Response::new(200, TEXT, body)
+    }
+
+    /// A profile, gzipped, as an attachment named `name`.
+    fn profile(p: &Profile, name: &str) -> Response {
+        let mut body = Vec::new();
+        if let Err(e) = p.write_to(&mut body) {
+            return Response::error(500, &format!("Could not write profile: {e}"));
+        }
+        let mut r = Response::new(200, "application/octet-stream", body);
+        r.headers.push((
+            "Content-Disposition".into(),
+            format!("attachment; filename=\"{name}\""),
+        ));
+        r
+    }
+
+    /// A header's value, if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// The endpoints with their limits: [`handle`] uses the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    max_seconds: u64,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            max_seconds: DEFAULT_MAX_SECONDS,
+        }
+    }
+}
+
+/// Handles one request with the default limits. Blocks for `seconds` on the endpoints
+/// that take it.
+pub fn handle(request: &Request) -> Response {
+    Endpoints::default().handle(request)
+}
+
+/// The parsed query.
+struct Query<'a> {
+    seconds: Option<&'a str>,
+    debug: Option<&'a str>,
+}
+
+impl Endpoints {
+    /// The default limits.
+    pub fn new() -> Endpoints {
+        Endpoints::default()
+    }
+
+    /// The largest `seconds` accepted (default 300); more is a 400.
+    pub fn max_seconds(mut self, seconds: u64) -> Endpoints {
+        self.max_seconds = seconds.max(1);
+        self
+    }
+
+    /// Handles one request.
+    pub fn handle(&self, request: &Request) -> Response {
+        self.handle_cancellable(request, &|| false)
+    }
+
+    /// Handles one request; `cancelled` is asked now and then while a profile is being
+    /// taken: when it says true (the client went away), profiling stops and the response
+    /// is a 499 nobody reads.
+    pub fn handle_cancellable(&self, request: &Request, cancelled: &dyn Fn() -> bool) -> Response {
+        let Some(name) = request.path.strip_prefix("/debug/pprof") else {
+            return Response::error(404, "404 page not found");
+        };
+        let name = name.trim_start_matches('/');
+        let method = request.method;
+        let symbol = name == "symbol";
+        if !(method == "GET" || method == "HEAD" || (symbol && method == "POST")) {
+            let mut r = Response::error(405, &format!("Method {method} not allowed"));
+            let allow = if symbol {
+                "GET, HEAD, POST"
+            } else {
+                "GET, HEAD"
+            };
+            r.headers.push(("Allow".into(), allow.into()));
+            return r;
+        }
+        if request.query.len() > MAX_QUERY {
+            return Response::error(
+                400,
+                &format!(
+                    "query string too long: {} bytes, limit {MAX_QUERY}",
+                    request.query.len()
+                ),
+            );
+        }
+        let query = parse_query(request.query);
+        match name {
+            "" => index(),
+            "cmdline" => Response::text(runtime::cmdline().join("\0").into_bytes()),
+            "symbol" => symbol_response(request),
+            "profile" => self.timed(&query, cancelled, "profile", |d, c| cpu_profile(d, c)),
+            "clock" => self.timed(&query, cancelled, "clock", |d, c| clock_profile(d, c)),
+            "heap" | "allocs" | "block" | "mutex" | "threadcreate" | "goroutine" | "threads" => {
+                self.named(name, &query, cancelled)
+            }
+            _ => Response::error(404, "Unknown profile"),
+        }
+    }
+
+    /// `seconds` for `profile` and `clock`: default 30, positive, at most the cap.
+    fn seconds(&self, raw: Option<&str>, default: u64) -> Result<u64, Response> {
+        let Some(raw) = raw else { return Ok(default) };
+        match raw.parse::<u64>() {
+            Ok(s) if s > 0 && s <= self.max_seconds => Ok(s),
+            Ok(s) if s > self.max_seconds => Err(Response::error(
+                400,
+                &format!(
+                    "invalid value for \"seconds\" - {s} exceeds the limit of {}",
+                    self.max_seconds
+                ),
+            )),
+            _ => Err(Response::error(
+                400,
+                "invalid value for \"seconds\" - must be a positive integer",
+            )),
+        }
+    }
+
+    fn timed(
+        &self,
+        query: &Query,
+        cancelled: &dyn Fn() -> bool,
+        name: &str,
+        take: impl FnOnce(Duration, &dyn Fn() -> bool) -> Result<Profile, Response>,
+    ) -> Response {
+        let seconds = match self.seconds(query.seconds, 30) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        match take(Duration::from_secs(seconds), cancelled) {
+            Ok(p) => Response::profile(&p, name),
+            Err(r) => r,
+        }
+    }
+
+    fn named(&self, name: &str, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
+        let debug = match query.debug.map(str::parse::<u8>) {
+            None => 0,
+            Some(Ok(d)) if d <= 2 => d,
+            Some(_) => {
+                return Response::error(400, "invalid value for \"debug\" - must be 0, 1 or 2");
+            }
+        };
+        if query.seconds.is_some() && debug != 0 {
+            return Response::error(400, "seconds and debug params are incompatible");
+        }
+        let snapshot = || -> Result<Profile, Error> {
+            match name {
+                "heap" => runtime::heap::profile(),
+                "allocs" => runtime::heap::allocs_profile(),
+                "block" => runtime::block::profile(),
+                "mutex" => runtime::mutex::profile(),
+                "goroutine" | "threads" => runtime::threads::profile(),
+                #[cfg(feature = "threadcreate")]
+                "threadcreate" => runtime::threadcreate::profile(),
+                _ => Err(Error::Unsupported {
+                    what: "thread-creation profiles without the `threadcreate` feature",
+                }),
+            }
+        };
+        let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
+        if query.seconds.is_some() {
+            if name == "goroutine" || name == "threads" {
+                return Response::error(400, "seconds is not supported for thread dumps");
+            }
+            let seconds = match self.seconds(query.seconds, 30) {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            let start = match snapshot() {
+                Ok(p) => p,
+                Err(e) => return failed(e),
+            };
+            if !wait(Duration::from_secs(seconds), cancelled) {
+                return Response::error(499, "client went away");
+            }
+            return match snapshot() {
+                Ok(end) => Response::profile(&end.delta(&start), &format!("{name}-delta")),
+                Err(e) => failed(e),
+            };
+        }
+        if (name == "goroutine" || name == "threads") && debug > 0 {
+            let snap = match runtime::threads::snapshot() {
+                Ok(s) => s,
+                Err(e) => return failed(e),
+            };
+            let mut out = Vec::new();
+            let written = if debug == 1 {
+                snap.write_counts(&mut out)
+            } else {
+                snap.write_dump(&mut out)
+            };
+            return match written {
+                Ok(()) => Response::text(out),
+                Err(e) => failed(Error::io("response", e)),
+            };
+        }
+        let p = match snapshot() {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        if debug == 0 {
+            return Response::profile(&p, name);
+        }
+        let mut out = Vec::new();
+        let written = match name {
+            "heap" | "allocs" => text::write_heap(&p, &mut out),
+            "block" => text::write_contention(&p, false, &mut out),
+            "mutex" => text::write_contention(&p, true, &mut out),
+            _ => text::write_counts(&p, name, &mut out),
+        };
+        match written {
+            Ok(()) => Response::text(out),
+            Err(e) => failed(Error::io("response", e)),
+        }
+    }
+}
+
+/// Waits `d`, asking `cancelled` every 100 ms; false if it said true.
+fn wait(d: Duration, cancelled: &dyn Fn() -> bool) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        if cancelled() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
+
+fn cpu_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
+    let profiler = runtime::cpu::start(runtime::cpu::DEFAULT_FREQUENCY).map_err(|e| match e {
+        Error::AlreadyActive { .. } => Response::error(
+            500,
+            "Could not enable CPU profiling: cpu profiling already in use",
+        ),
+        e => Response::error(500, &format!("Could not enable CPU profiling: {e}")),
+    })?;
+    if !wait(d, cancelled) {
+        drop(profiler); // stops sampling now
+        return Err(Response::error(499, "client went away"));
+    }
+    profiler
+        .stop()
+        .map_err(|e| Response::error(500, &format!("Could not write CPU profile: {e}")))
+}
+
+fn clock_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
+    let profiler =
+        runtime::clock::start(runtime::clock::DEFAULT_FREQUENCY).map_err(|e| match e {
+            Error::AlreadyActive { .. } => Response::error(
+                500,
+                "Could not enable wall-clock profiling: clock profiling already in use",
+            ),
+            e => Response::error(500, &format!("Could not enable wall-clock profiling: {e}")),
+        })?;
+    if !wait(d, cancelled) {
+        drop(profiler);
+        return Err(Response::error(499, "client went away"));
+    }
+    profiler
+        .stop()
+        .map_err(|e| Response::error(500, &format!("Could not write clock profile: {e}")))
+}
+
+fn parse_query(query: &str) -> Query<'_> {
+    let mut q = Query {
+        seconds: None,
+        debug: None,
+    };
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "seconds" => q.seconds = Some(v),
+            "debug" => q.debug = Some(v),
+            _ => {}
+        }
+    }
+    q
+}
+
+/// `/symbol`: GET without addresses says symbols are available (`num_symbols: 1`); with
+/// `0xADDR+0xADDR` (the query string, or a POST body) it names each address it can.
+fn symbol_response(request: &Request) -> Response {
+    let list = if request.method == "POST" {
+        String::from_utf8_lossy(request.body).into_owned()
+    } else {
+        request.query.to_owned()
+    };
+    let mut out = String::from("num_symbols: 1\n");
+    for word in list.split(['+', ' ', '\n', '\r']) {
+        let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) else {
+            continue;
+        };
+        if let Ok(address) = u64::from_str_radix(hex, 16)
+            && let Some(name) = crate::sys::function_name(address)
+        {
+            let _ = writeln!(out, "{address:#x} {name}");
+        }
+    }
+    Response::text(out.into_bytes())
+}
+
+/// The HTML index, with a count for each profile where one is cheap to get.
+fn index() -> Response {
+    let count = |p: Result<Profile, Error>| p.map_or(0, |p| p.samples.len());
+    let mut rows: Vec<(&str, String, &str)> = vec![
+        (
+            "allocs",
+            count(runtime::heap::allocs_profile()).to_string(),
+            "A sampling of all past memory allocations",
+        ),
+        (
+            "block",
+            count(runtime::block::profile()).to_string(),
+            "Stack traces that led to blocking on synchronization primitives (profile::sync)",
+        ),
+        (
+            "clock",
+            String::new(),
+            "Wall-clock profile: every thread sampled, running or waiting. ?seconds=N",
+        ),
+        (
+            "cmdline",
+            String::new(),
+            "The command line invocation of the current program",
+        ),
+        (
+            "goroutine",
+            crate::sys::thread_count().to_string(),
+            "Stack traces of all current threads (the goroutines of a Rust process). ?debug=2 for a full dump",
+        ),
+        (
+            "heap",
+            count(runtime::heap::profile()).to_string(),
+            "A sampling of memory allocations of live objects",
+        ),
+        (
+            "mutex",
+            count(runtime::mutex::profile()).to_string(),
+            "Stack traces of holders of contended mutexes (profile::sync)",
+        ),
+        (
+            "profile",
+            String::new(),
+            "CPU profile. ?seconds=N (default 30); the file is offered for download",
+        ),
+        (
+            "symbol",
+            String::new(),
+            "Function names of program counters",
+        ),
+        (
+            "threads",
+            crate::sys::thread_count().to_string(),
+            "The same as goroutine",
+        ),
+    ];
+    #[cfg(feature = "threadcreate")]
+    rows.push((
+        "threadcreate",
+        count(runtime::threadcreate::profile()).to_string(),
+        "Stack traces that led to the creation of new threads",
+    ));
+    rows.sort_by_key(|r| r.0);
+    let mut html = String::from(
+        "<html>\n<head>\n<title>/debug/pprof/</title>\n</head>\n<body>\n/debug/pprof/\n<br>\n\
+         <p>Set debug=1 as a query parameter to export in legacy text format</p>\n<br>\n\
+         Types of profiles available:\n<table>\n<thead><td>Count</td><td>Profile</td></thead>\n",
+    );
+    for (name, count, _) in &rows {
+        let link = if ["cmdline", "symbol", "profile", "clock"].contains(name) {
+            name.to_string()
+        } else {
+            format!("{name}?debug=1")
+        };
+        let _ = writeln!(
+            html,
+            "<tr><td>{count}</td><td><a href='{link}'>{name}</a></td></tr>"
+        );
+    }
+    html.push_str("</table>\n<a href=\"goroutine?debug=2\">full goroutine stack dump</a>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
+    for (name, _, description) in &rows {
+        let _ = writeln!(
+            html,
+            "<li><div class=profile-name>{name}: </div> {description}</li>"
+        );
+    }
+    html.push_str("</ul>\n</p>\n</body>\n</html>\n");
+    Response::new(200, "text/html; charset=utf-8", html.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, query: &str) -> Response {
+        handle(&Request {
+            method: "GET",
+            path,
+            query,
+            body: b"",
+        })
+    }
+
+    #[test]
+    fn errors_have_go_texts_and_status_codes() {
+        let r = get("/debug/pprof/nope", "");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (404, &b"Unknown profile\n"[..])
+        );
+        for q in ["seconds=abc", "seconds=0", "seconds=-3"] {
+            let r = get("/debug/pprof/heap", q);
+            assert_eq!(r.status, 400, "{q}");
+            assert_eq!(
+                r.body, b"invalid value for \"seconds\" - must be a positive integer\n",
+                "{q}"
+            );
+        }
+        let r = get("/debug/pprof/profile", "seconds=301");
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body).contains("exceeds the limit of 300"));
+        let r = get("/debug/pprof/heap", "seconds=1&debug=1");
+        assert_eq!(r.body, b"seconds and debug params are incompatible\n");
+        let r = get("/debug/pprof/heap", "debug=7");
+        assert_eq!(r.status, 400);
+        let r = get("/debug/pprof/heap", &"x".repeat(MAX_QUERY + 1));
+        assert_eq!(r.status, 400);
+        let r = handle(&Request {
+            method: "DELETE",
+            path: "/debug/pprof/heap",
+            query: "",
+            body: b"",
+        });
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+        for r in [
+            get("/debug/pprof/nope", ""),
+            get("/debug/pprof/heap", "debug=7"),
+        ] {
+            assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+            assert_eq!(r.header("Content-Type"), Some(TEXT));
+        }
+    }
+
+    #[test]
+    fn cmdline_is_nul_separated_and_index_links_every_profile() {
+        let r = get("/debug/pprof/cmdline", "");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            runtime::cmdline().join("\0")
+        );
+        let r = get("/debug/pprof/", "");
+        assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+        let html = String::from_utf8(r.body).unwrap();
+        for link in [
+            "heap?debug=1",
+            "goroutine?debug=2",
+            "'profile'",
+            "mutex?debug=1",
+        ] {
+            assert!(html.contains(link), "{link} missing:\n{html}");
+        }
+    }
+
+    #[test]
+    fn symbol_names_addresses_of_this_program() {
+        let r = get("/debug/pprof/symbol", "");
+        assert_eq!(r.body, b"num_symbols: 1\n");
+        let address = symbol_response as *const () as usize as u64;
+        let r = handle(&Request {
+            method: "POST",
+            path: "/debug/pprof/symbol",
+            query: "",
+            body: format!("{address:#x}+0x1").as_bytes(),
+        });
+        let text = String::from_utf8(r.body).unwrap();
+        assert!(text.starts_with("num_symbols: 1\n"), "{text}");
+        assert!(text.contains("symbol_response"), "{text}");
+    }
+
+    #[test]
+    fn thread_dump_text_forms() {
+        let r = get("/debug/pprof/goroutine", "debug=2");
+        assert_eq!(r.status, 200);
+        assert!(String::from_utf8_lossy(&r.body).starts_with("thread dump of process"));
+        let r = get("/debug/pprof/goroutine", "debug=1");
+        assert!(String::from_utf8_lossy(&r.body).starts_with("threads profile: total "));
+        let r = get("/debug/pprof/goroutine", "");
+        assert_eq!(
+            r.header("Content-Disposition"),
+            Some("attachment; filename=\"goroutine\"")
+        );
+        assert!(Profile::decode(&r.body).is_ok());
+    }
+}

@@ -1,0 +1,167 @@
+//! Go's legacy text forms of profiles (`?debug=1` on `/debug/pprof/*`): one record per
+//! sample with its addresses, then one `#` line per frame.
+
+use std::io::{self, Write};
+
+use super::{Profile, Sample};
+
+/// The addresses of a sample's stack, and one `#\t0xADDR\tfunction\tfile:line` line per
+/// frame (inlined frames share their address).
+fn write_stack<W: Write>(w: &mut W, p: &Profile, s: &Sample) -> io::Result<()> {
+    let location = |id: u64| p.locations.iter().find(|l| l.id == id);
+    write!(w, " @")?;
+    for &id in &s.location_ids {
+        write!(w, " {:#x}", location(id).map_or(0, |l| l.address))?;
+    }
+    writeln!(w)?;
+    for &id in &s.location_ids {
+        let Some(l) = location(id) else { continue };
+        for line in &l.lines {
+            let f = p.functions.iter().find(|f| f.id == line.function_id);
+            let (name, file) = f.map_or(("??", ""), |f| (f.name.as_str(), f.filename.as_str()));
+            writeln!(w, "#\t{:#x}\t{name}\t{file}:{}", l.address, line.line)?;
+        }
+    }
+    writeln!(w)
+}
+
+fn values(p: &Profile, s: &Sample, ty: &str) -> i64 {
+    p.sample_type_index(ty).map_or(0, |i| s.values[i])
+}
+
+/// Samples ordered by the given sample type, largest first.
+fn ordered<'a>(p: &'a Profile, ty: &str) -> Vec<&'a Sample> {
+    let mut samples: Vec<&Sample> = p.samples.iter().collect();
+    samples.sort_by_key(|s| std::cmp::Reverse(values(p, s, ty)));
+    samples
+}
+
+/// A heap profile: `heap profile: INUSE_OBJS: INUSE_BYTES [ALLOC_OBJS: ALLOC_BYTES] @
+/// heap/2×RATE`, then `a: b [c: d] @ addresses` records.
+pub(crate) fn write_heap<W: Write>(p: &Profile, mut w: W) -> io::Result<()> {
+    let total = |ty| p.total(ty);
+    writeln!(
+        w,
+        "heap profile: {}: {} [{}: {}] @ heap/{}",
+        total("inuse_objects"),
+        total("inuse_space"),
+        total("alloc_objects"),
+        total("alloc_space"),
+        2 * p.period
+    )?;
+    for s in ordered(p, "inuse_space") {
+        write!(
+            w,
+            "{}: {} [{}: {}]",
+            values(p, s, "inuse_objects"),
+            values(p, s, "inuse_space"),
+            values(p, s, "alloc_objects"),
+            values(p, s, "alloc_space")
+        )?;
+        write_stack(&mut w, p, s)?;
+    }
+    Ok(())
+}
+
+/// A mutex or block profile: `--- mutex:` / `--- contention:`, `cycles/second=1000000000`
+/// (delays are in nanoseconds), then `DELAY COUNT @ addresses` records.
+pub(crate) fn write_contention<W: Write>(p: &Profile, mutex: bool, mut w: W) -> io::Result<()> {
+    writeln!(w, "--- {}:", if mutex { "mutex" } else { "contention" })?;
+    writeln!(w, "cycles/second=1000000000")?;
+    for s in ordered(p, "delay") {
+        write!(
+            w,
+            "{} {}",
+            values(p, s, "delay"),
+            values(p, s, "contentions")
+        )?;
+        write_stack(&mut w, p, s)?;
+    }
+    Ok(())
+}
+
+/// A count profile (`threadcreate`): `NAME profile: total N`, then `COUNT @ addresses`.
+pub(crate) fn write_counts<W: Write>(p: &Profile, name: &str, mut w: W) -> io::Result<()> {
+    let ty = p
+        .sample_types
+        .first()
+        .map_or("", |t| t.ty.as_str())
+        .to_owned();
+    writeln!(w, "{name} profile: total {}", p.total(&ty))?;
+    for s in ordered(p, &ty) {
+        write!(w, "{}", values(p, s, &ty))?;
+        write_stack(&mut w, p, s)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Function, Line, Location, ValueType};
+
+    fn profile(types: &[&str], samples: &[(u64, Vec<i64>)]) -> Profile {
+        Profile {
+            sample_types: types.iter().map(|t| ValueType::new(*t, "x")).collect(),
+            samples: samples
+                .iter()
+                .map(|(l, v)| Sample::new(vec![*l], v.clone()))
+                .collect(),
+            locations: (1..=2)
+                .map(|id| Location {
+                    id,
+                    mapping_id: 0,
+                    address: 0x1000 * id,
+                    lines: vec![Line {
+                        function_id: id,
+                        line: 7,
+                    }],
+                    is_folded: false,
+                })
+                .collect(),
+            functions: (1..=2)
+                .map(|id| Function {
+                    id,
+                    name: format!("f{id}"),
+                    system_name: String::new(),
+                    filename: "a.rs".into(),
+                    start_line: 0,
+                })
+                .collect(),
+            period: 524288,
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn heap_text_has_go_header_and_records_largest_first() {
+        let p = profile(
+            &[
+                "alloc_objects",
+                "alloc_space",
+                "inuse_objects",
+                "inuse_space",
+            ],
+            &[(1, vec![4, 400, 1, 100]), (2, vec![2, 2000, 2, 2000])],
+        );
+        let mut out = Vec::new();
+        write_heap(&p, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("heap profile: 3: 2100 [6: 2400] @ heap/1048576\n2: 2000 [2: 2000] @ 0x2000\n#\t0x2000\tf2\ta.rs:7\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn contention_text_has_go_header() {
+        let p = profile(&["contentions", "delay"], &[(1, vec![3, 900])]);
+        let mut out = Vec::new();
+        write_contention(&p, true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "--- mutex:\ncycles/second=1000000000\n900 3 @ 0x1000\n#\t0x1000\tf1\ta.rs:7\n\n"
+        );
+    }
+}
