@@ -157,6 +157,9 @@
 //!
 //! # Feature flags
 //!
+//! - `http` (off by default): [`http`] serves `/debug/pprof/*` as Go's `net/http/pprof`
+//!   does (`http::serve("127.0.0.1:6060")`), or mounts the endpoints in any framework
+//!   (`http::handle`).
 //! - `threadcreate` (off by default): thread-creation profiles (`.threadcreate()`,
 //!   `runtime::threadcreate`). The crate then defines `pthread_create` to record the
 //!   stacks that create threads; threads created by shared libraries are not seen. See

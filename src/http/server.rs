@@ -166,12 +166,15 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, config: Arc<ServerBuil
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
         if active.fetch_add(1, Ordering::AcqRel) >= config.max_concurrent {
             active.fetch_sub(1, Ordering::AcqRel);
+            // Read what the client sent (briefly), so that closing does not reset the
+            // connection before it reads the 503.
             let mut stream = stream;
-            let _ = write_response(
-                &mut stream,
-                &Response::error(503, "too many concurrent requests"),
-                false,
-            );
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = stream.read(&mut [0u8; 4096]);
+            let r = Response::error(503, "too many concurrent requests");
+            if write_response(&mut stream, &r, true).is_ok() {
+                finish(&mut stream);
+            }
             continue;
         }
         let (config, counter) = (config.clone(), active.clone());
@@ -202,7 +205,30 @@ fn gone(stream: &TcpStream) -> bool {
     closed
 }
 
+/// Closes our side after a response and drains what the client still sends (up to
+/// 64 KiB, 200 ms), so that the close does not turn into a reset that could destroy the
+/// response before the client reads it.
+fn finish(stream: &mut TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
 fn serve_one(mut stream: TcpStream, config: &ServerBuilder) -> io::Result<()> {
+    let result = serve_request(&mut stream, config);
+    if result.is_ok() {
+        finish(&mut stream);
+    }
+    result
+}
+
+fn serve_request(stream: &mut TcpStream, config: &ServerBuilder) -> io::Result<()> {
     // Read the head (and a body, for POST) within the limits.
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -236,17 +262,17 @@ fn serve_one(mut stream: TcpStream, config: &ServerBuilder) -> io::Result<()> {
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => {
                 let r = Response::error(431, "request header too large");
-                return write_response(&mut stream, &r, true);
+                return write_response(stream, &r, true);
             }
             Err(e) => {
                 let r = Response::error(400, &format!("malformed request: {e}"));
-                return write_response(&mut stream, &r, true);
+                return write_response(stream, &r, true);
             }
         }
     };
     if content_length > MAX_BODY {
         let r = Response::error(413, &format!("request body over {MAX_BODY} bytes"));
-        return write_response(&mut stream, &r, true);
+        return write_response(stream, &r, true);
     }
     while buf.len() < head_len + content_length {
         let n = stream.read(&mut chunk)?;
@@ -261,7 +287,7 @@ fn serve_one(mut stream: TcpStream, config: &ServerBuilder) -> io::Result<()> {
         if authorization.as_deref().map(str::trim) != Some(expected.as_str()) {
             let mut r = Response::error(401, "missing or wrong bearer token");
             r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
-            return write_response(&mut stream, &r, method != "HEAD");
+            return write_response(stream, &r, method != "HEAD");
         }
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
@@ -273,11 +299,11 @@ fn serve_one(mut stream: TcpStream, config: &ServerBuilder) -> io::Result<()> {
     };
     let response = config
         .endpoints
-        .handle_cancellable(&request, &|| gone(&stream));
+        .handle_cancellable(&request, &|| gone(stream));
     if response.status == 499 {
         return Ok(()); // the client went away: nobody to answer
     }
-    write_response(&mut stream, &response, method != "HEAD")
+    write_response(stream, &response, method != "HEAD")
 }
 
 fn reason(status: u16) -> &'static str {
