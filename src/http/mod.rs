@@ -333,39 +333,49 @@ fn wait(d: Duration, cancelled: &dyn Fn() -> bool) -> bool {
     }
 }
 
-fn cpu_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
-    let profiler = runtime::cpu::start(runtime::cpu::DEFAULT_FREQUENCY).map_err(|e| match e {
+/// Runs a profiler for `d` (or until the client leaves): `start` starts it, `stop`
+/// stops it; `what` names it in Go's error texts ("CPU profiling").
+fn run_for<P>(
+    d: Duration,
+    cancelled: &dyn Fn() -> bool,
+    what: &str,
+    start: impl FnOnce() -> Result<P, Error>,
+    stop: impl FnOnce(P) -> Result<Profile, Error>,
+) -> Result<Profile, Response> {
+    let kind = what.split(' ').next().unwrap_or(what).to_lowercase();
+    let profiler = start().map_err(|e| match e {
         Error::AlreadyActive { .. } => Response::error(
             500,
-            "Could not enable CPU profiling: cpu profiling already in use",
+            &format!("Could not enable {what}: {kind} profiling already in use"),
         ),
-        e => Response::error(500, &format!("Could not enable CPU profiling: {e}")),
+        e => Response::error(500, &format!("Could not enable {what}: {e}")),
     })?;
     if !wait(d, cancelled) {
         drop(profiler); // stops sampling now
         return Err(Response::error(499, "client went away"));
     }
-    profiler
-        .stop()
-        .map_err(|e| Response::error(500, &format!("Could not write CPU profile: {e}")))
+    stop(profiler)
+        .map_err(|e| Response::error(500, &format!("Could not write {kind} profile: {e}")))
+}
+
+fn cpu_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
+    run_for(
+        d,
+        cancelled,
+        "CPU profiling",
+        || runtime::cpu::start(runtime::cpu::DEFAULT_FREQUENCY),
+        runtime::cpu::CpuProfiler::stop,
+    )
 }
 
 fn clock_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
-    let profiler =
-        runtime::clock::start(runtime::clock::DEFAULT_FREQUENCY).map_err(|e| match e {
-            Error::AlreadyActive { .. } => Response::error(
-                500,
-                "Could not enable wall-clock profiling: clock profiling already in use",
-            ),
-            e => Response::error(500, &format!("Could not enable wall-clock profiling: {e}")),
-        })?;
-    if !wait(d, cancelled) {
-        drop(profiler);
-        return Err(Response::error(499, "client went away"));
-    }
-    profiler
-        .stop()
-        .map_err(|e| Response::error(500, &format!("Could not write clock profile: {e}")))
+    run_for(
+        d,
+        cancelled,
+        "clock profiling",
+        || runtime::clock::start(runtime::clock::DEFAULT_FREQUENCY),
+        runtime::clock::ClockProfiler::stop,
+    )
 }
 
 fn parse_query(query: &str) -> Query<'_> {
