@@ -500,6 +500,21 @@ impl Builder<mode::Cpu> {
 }
 
 impl<M: sealed::ModeImpl> Builder<M> {
+    /// The kind this builder profiles.
+    pub(crate) fn kind(&self) -> ProfileKind {
+        self.mode.kind()
+    }
+
+    /// The mode's own checks (what `build` checks first).
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        self.mode.validate()
+    }
+
+    /// Where the profile would go.
+    pub(crate) fn output(&self) -> &Output {
+        &self.options.output
+    }
+
     /// Validates the options, starts profiling and returns the guard that writes the file.
     ///
     /// Everything is checked before a timer or signal handler is touched: a bad frequency

@@ -78,6 +78,28 @@ pub enum Error {
         mode: ProfileKind,
     },
 
+    /// A capture was asked to stop, but none runs.
+    #[error("profile: no {mode} capture is running")]
+    NotRunning {
+        /// The kind of capture.
+        mode: ProfileKind,
+    },
+
+    /// An environment variable that selects profiling has a value that does not parse.
+    #[error(
+        "profile: {variable}={value:?}: {reason}; expected MODE[,option...], e.g. \"cpu\" or \"mem,path=./profiles,rate=4096\" (modes: {modes}; options: path=DIR, file=FILE, rate=BYTES, hz=N, quiet, no_shutdown_hook)"
+    )]
+    InvalidEnv {
+        /// The variable's name.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+        /// The modes accepted.
+        modes: &'static str,
+    },
+
     /// A sampling frequency outside 1..=10000 Hz.
     #[error("profile: invalid CPU sampling frequency {hz} Hz: must be between 1 and {max} Hz")]
     InvalidFrequency {

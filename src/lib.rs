@@ -116,6 +116,13 @@
 //! [`Profile`] values instead of writing files. [`runtime::cmdline`] returns the process's
 //! arguments.
 //!
+//! # Profiling at any moment
+//!
+//! [`toggle::on_signal`] starts a capture on each delivery of a signal and writes it on
+//! the next (`cpu-1.pb.gz`, `cpu-2.pb.gz`...); [`toggle::Toggle`] does the same from code
+//! (start, stop, is_running); [`from_env`] starts the profile the `PROFILE` variable names
+//! (`PROFILE=cpu`, `PROFILE=mem,path=./profiles,rate=4096`).
+//!
 //! # The guard
 //!
 //! - One guard may be live per process: a second [`Builder::build`] returns
@@ -170,6 +177,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod builder;
+mod env;
 mod error;
 mod guard;
 mod heap;
@@ -183,8 +191,10 @@ pub mod sync;
 mod sys;
 #[cfg(test)]
 mod test_alloc;
+pub mod toggle;
 
 pub use builder::{Builder, mode, start};
+pub use env::{ENV_VAR, from_env};
 pub use error::{Error, ProfileKind};
 pub use guard::Guard;
 pub use heap::Allocator;

@@ -148,3 +148,28 @@ pub(crate) fn function_name(_address: u64) -> Option<String> {
 pub(crate) fn thread_count() -> usize {
     0
 }
+
+/// Toggling by signal.
+pub(crate) mod toggle {
+    use crate::Error;
+
+    pub(crate) const SIGUSR1: i32 = 10;
+    pub(crate) const SIGUSR2: i32 = 12;
+
+    /// Never constructed on this platform.
+    #[derive(Debug)]
+    pub(crate) struct Listener(());
+
+    impl Listener {
+        pub(crate) fn start(
+            _signal: i32,
+            _on_toggle: impl Fn() + Send + 'static,
+        ) -> Result<Listener, Error> {
+            Err(Error::Unsupported {
+                what: "toggling profiles by signal",
+            })
+        }
+
+        pub(crate) fn stop(self) {}
+    }
+}

@@ -16,6 +16,7 @@ pub(crate) mod tasks;
 #[cfg(feature = "threadcreate")]
 pub(crate) mod threadcreate;
 pub(crate) mod threads;
+pub(crate) mod toggle;
 pub(crate) mod trim;
 
 #[cfg(feature = "threadcreate")]
