@@ -194,3 +194,54 @@ impl Drop for Listener {
         self.stop_now();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A delivery while the thread is busy with the previous toggle (a write, here a 300 ms
+    /// sleep) is queued in the pipe and handled afterwards.
+    #[test]
+    fn a_signal_during_a_slow_toggle_is_kept() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let listener = Listener::start(SIGUSR2, move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+        })
+        .unwrap();
+        let wait_for = |n: usize| {
+            let end = Instant::now() + Duration::from_secs(10);
+            while calls.load(Ordering::SeqCst) < n {
+                assert!(
+                    Instant::now() < end,
+                    "only {} toggles",
+                    calls.load(Ordering::SeqCst)
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        // SAFETY: raise() sends the signal to this thread; our handler is installed.
+        unsafe { libc::raise(SIGUSR2) };
+        wait_for(1); // the first toggle is now sleeping: "writing"
+        // SAFETY: as above.
+        unsafe { libc::raise(SIGUSR2) };
+        wait_for(2);
+        listener.stop();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Stopped: the disposition is the previous (default) one again.
+        // SAFETY: reads the current disposition by installing the default (the same).
+        let current = unsafe {
+            sigaction(
+                Signal::SIGUSR2,
+                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+            )
+        }
+        .unwrap();
+        assert!(matches!(current.handler(), SigHandler::SigDfl));
+    }
+}
