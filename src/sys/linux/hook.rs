@@ -92,17 +92,23 @@ fn handler_address() -> libc::sighandler_t {
     on_signal as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t
 }
 
+/// A pipe for waking a thread from a signal handler: close-on-exec, the write end
+/// non-blocking (a handler must never block). Errors are errno values.
+pub(crate) fn wake_pipe() -> Result<(OwnedFd, OwnedFd), i32> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)?;
+    nix::fcntl::fcntl(
+        &write,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| e as i32)?;
+    Ok((read, write))
+}
+
 /// Starts the worker thread once; returns an error if the pipe or thread cannot be made.
 fn ensure_worker() -> Result<(), Error> {
     static WORKER: OnceLock<Result<(), i32>> = OnceLock::new();
     let started = WORKER.get_or_init(|| {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)?;
-        nix::fcntl::fcntl(
-            &write,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| e as i32)?;
+        let (read, write) = wake_pipe()?;
         std::thread::Builder::new()
             .name("profile-signal".into())
             .spawn(move || worker(read))

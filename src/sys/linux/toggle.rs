@@ -51,13 +51,7 @@ extern "C" fn on_signal(_signal: libc::c_int) {
 fn pipe() -> Result<(), Error> {
     static MADE: OnceLock<Result<(), i32>> = OnceLock::new();
     let made = MADE.get_or_init(|| {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)?;
-        nix::fcntl::fcntl(
-            &write,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| e as i32)?;
+        let (read, write) = super::hook::wake_pipe()?;
         *READ_END.lock() = Some(read);
         WRITE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
         std::mem::forget(write); // used by the handler for the rest of the process
