@@ -88,6 +88,23 @@ pub mod mode {
         }
     }
 
+    /// Execution trace (`trace.json`): `tracing` spans and events per thread, and CPU
+    /// samples, on a timeline. Cargo feature `trace`.
+    #[cfg(feature = "trace")]
+    #[derive(Debug, Clone, Copy)]
+    pub struct Trace {
+        pub(crate) cpu_hz: Option<u32>,
+    }
+
+    #[cfg(feature = "trace")]
+    impl Default for Trace {
+        fn default() -> Self {
+            Trace {
+                cpu_hz: Some(crate::runtime::cpu::DEFAULT_FREQUENCY),
+            }
+        }
+    }
+
     /// Thread creation (`threadcreate.pb.gz`): where the threads of this process were
     /// created (pkg/profile's `ThreadcreationProfile`). Cargo feature `threadcreate`.
     #[cfg(feature = "threadcreate")]
@@ -110,6 +127,20 @@ pub(crate) mod sealed {
     pub trait Running: Send {
         /// Stops it and returns what it collected.
         fn stop(self: Box<Self>) -> Result<Profile, Error>;
+
+        /// Stops it and returns the file's contents: a profile (gzipped when written), or
+        /// bytes written as they are (a trace's JSON).
+        fn finish(self: Box<Self>) -> Result<Finished, Error> {
+            self.stop().map(|p| Finished::Profile(Box::new(p)))
+        }
+    }
+
+    /// What a stopped profiler hands the guard to write.
+    pub enum Finished {
+        /// A pprof profile (boxed: it is large, and moved once).
+        Profile(Box<Profile>),
+        /// A file's bytes.
+        Bytes(Vec<u8>),
     }
 
     /// What a mode marker type must do; private so that only this crate adds modes.
@@ -318,6 +349,40 @@ impl sealed::ModeImpl for mode::ThreadCreate {
     }
 }
 
+/// A running trace; its file is the trace's JSON.
+#[cfg(feature = "trace")]
+struct TraceRunning(crate::trace::Tracer);
+
+#[cfg(feature = "trace")]
+impl sealed::Running for TraceRunning {
+    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
+        Err(Error::Unsupported {
+            what: "a trace as a pprof profile",
+        })
+    }
+
+    fn finish(self: Box<Self>) -> Result<sealed::Finished, Error> {
+        self.0
+            .stop()
+            .map(|t| sealed::Finished::Bytes(t.json().to_vec()))
+    }
+}
+
+#[cfg(feature = "trace")]
+impl sealed::ModeImpl for mode::Trace {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Trace
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        self.cpu_hz.map_or(Ok(()), crate::runtime::cpu::validate)
+    }
+
+    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+        Ok(Box::new(TraceRunning(crate::trace::start(self.cpu_hz)?)))
+    }
+}
+
 impl sealed::ModeImpl for mode::Unset {
     fn kind(&self) -> ProfileKind {
         mode::Cpu::default().kind()
@@ -470,6 +535,35 @@ impl Builder<mode::Unset> {
             options: self.options,
             mode: mode::ThreadCreate,
         }
+    }
+}
+
+impl Builder<mode::Unset> {
+    /// Execution trace: `tracing` spans and events per thread, plus CPU samples (100 Hz)
+    /// as instant events, written as `trace.json` (Chrome trace-event JSON: open it in
+    /// <https://ui.perfetto.dev> or `chrome://tracing`). Cargo feature `trace`; see
+    /// [`crate::trace`] for the subscriber layer.
+    #[cfg(feature = "trace")]
+    pub fn trace(self) -> Builder<mode::Trace> {
+        Builder {
+            options: self.options,
+            mode: mode::Trace::default(),
+        }
+    }
+}
+
+#[cfg(feature = "trace")]
+impl Builder<mode::Trace> {
+    /// CPU samples per CPU-second in the trace (default 100).
+    pub fn cpu_samples(mut self, hz: u32) -> Self {
+        self.mode.cpu_hz = Some(hz);
+        self
+    }
+
+    /// No CPU samples in the trace (spans and events only).
+    pub fn no_cpu_samples(mut self) -> Self {
+        self.mode.cpu_hz = None;
+        self
     }
 }
 

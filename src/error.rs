@@ -26,6 +26,9 @@ pub enum ProfileKind {
     Clock,
     /// Where threads were created, `threadcreate.pb.gz` (cargo feature `threadcreate`).
     ThreadCreate,
+    /// An execution trace: spans, events and CPU samples on a timeline, `trace.json`
+    /// (cargo feature `trace`).
+    Trace,
 }
 
 impl ProfileKind {
@@ -40,6 +43,7 @@ impl ProfileKind {
             ProfileKind::Threads => "threads",
             ProfileKind::Clock => "clock",
             ProfileKind::ThreadCreate => "threadcreate",
+            ProfileKind::Trace => "trace",
         }
     }
 
@@ -54,6 +58,7 @@ impl ProfileKind {
             ProfileKind::Threads => "threads.pb.gz",
             ProfileKind::Clock => "clock.pb.gz",
             ProfileKind::ThreadCreate => "threadcreate.pb.gz",
+            ProfileKind::Trace => "trace.json",
         }
     }
 }

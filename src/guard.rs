@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::builder::sealed::Running;
+use crate::builder::sealed::{Finished, Running};
 use crate::builder::{Options, Output};
 use crate::{Error, ProfileKind, output, sys};
 
@@ -53,8 +53,15 @@ impl Session {
         let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Written(None)) {
             State::Running(profiler) => {
-                let result = profiler.stop().and_then(|p| {
-                    output::write_atomic(&self.path, |w| p.write_to(w))?;
+                let result = profiler.finish().and_then(|finished| {
+                    match finished {
+                        Finished::Profile(p) => {
+                            output::write_atomic(&self.path, |w| p.write_to(w))?
+                        }
+                        Finished::Bytes(b) => {
+                            output::write_atomic(&self.path, |w| w.write_all(&b))?
+                        }
+                    }
                     Ok(self.path.clone())
                 });
                 if result.is_ok() && !self.quiet {

@@ -59,6 +59,7 @@
 //! | `.threads()` | `threads.pb.gz` | every thread's stack when the guard stops (Go's goroutine profile) |
 //! | `.clock()`, `.frequency(hz)` | `clock.pb.gz` | every thread sampled over wall time, running or waiting, 99 Hz by default |
 //! | `.threadcreate()` (feature `threadcreate`) | `threadcreate.pb.gz` | the stacks that created threads |
+//! | `.trace()` (feature `trace`) | `trace.json` | spans, events and CPU samples per thread on a timeline |
 //!
 //! # Heap profiles
 //!
@@ -167,6 +168,9 @@
 //! - `http` (off by default): [`http`] serves `/debug/pprof/*` as Go's `net/http/pprof`
 //!   does (`http::serve("127.0.0.1:6060")`), or mounts the endpoints in any framework
 //!   (`http::handle`).
+//! - `trace` (off by default): execution traces ([`trace`], `.trace()`): `tracing` spans
+//!   and events per thread plus CPU samples, as Chrome trace-event JSON for
+//!   ui.perfetto.dev.
 //! - `threadcreate` (off by default): thread-creation profiles (`.threadcreate()`,
 //!   `runtime::threadcreate`). The crate then defines `pthread_create` to record the
 //!   stacks that create threads; threads created by shared libraries are not seen. See
@@ -192,6 +196,8 @@ mod sys;
 #[cfg(test)]
 mod test_alloc;
 pub mod toggle;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 pub use builder::{Builder, mode, start};
 pub use env::{ENV_VAR, from_env};

@@ -192,6 +192,8 @@ impl Endpoints {
             "symbol" => symbol_response(request),
             "profile" => self.timed(&query, cancelled, "profile", |d, c| cpu_profile(d, c)),
             "clock" => self.timed(&query, cancelled, "clock", |d, c| clock_profile(d, c)),
+            #[cfg(feature = "trace")]
+            "trace" => self.trace(&query, cancelled),
             "heap" | "allocs" | "block" | "mutex" | "threadcreate" | "goroutine" | "threads" => {
                 self.named(name, &query, cancelled)
             }
@@ -232,6 +234,50 @@ impl Endpoints {
         match take(Duration::from_secs(seconds), cancelled) {
             Ok(p) => Response::profile(&p, name),
             Err(r) => r,
+        }
+    }
+
+    /// `/trace?seconds=S`: an execution trace (JSON) of S seconds, S a positive number
+    /// (fractions allowed, as in Go), default 1.
+    #[cfg(feature = "trace")]
+    fn trace(&self, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
+        let seconds = match query.seconds.map(str::parse::<f64>) {
+            None => 1.0,
+            Some(Ok(s)) if s > 0.0 && s <= self.max_seconds as f64 => s,
+            Some(Ok(s)) if s > 0.0 => {
+                return Response::error(
+                    400,
+                    &format!(
+                        "invalid value for \"seconds\" - {s} exceeds the limit of {}",
+                        self.max_seconds
+                    ),
+                );
+            }
+            Some(_) => {
+                return Response::error(
+                    400,
+                    "invalid value for \"seconds\" - must be a positive number",
+                );
+            }
+        };
+        let tracer = match crate::trace::start(Some(runtime::cpu::DEFAULT_FREQUENCY)) {
+            Ok(t) => t,
+            Err(e) => return Response::error(500, &format!("Could not enable tracing: {e}")),
+        };
+        if !wait(Duration::from_secs_f64(seconds), cancelled) {
+            drop(tracer);
+            return Response::error(499, "client went away");
+        }
+        match tracer.stop() {
+            Ok(trace) => {
+                let mut r = Response::new(200, "application/json", trace.json().to_vec());
+                r.headers.push((
+                    "Content-Disposition".into(),
+                    "attachment; filename=\"trace.json\"".into(),
+                ));
+                r
+            }
+            Err(e) => Response::error(500, &format!("Could not write trace: {e}")),
         }
     }
 
@@ -471,6 +517,12 @@ fn index() -> Response {
             "The same as goroutine",
         ),
     ];
+    #[cfg(feature = "trace")]
+    rows.push((
+        "trace",
+        String::new(),
+        "An execution trace (Chrome trace-event JSON: ui.perfetto.dev). ?seconds=N (default 1)",
+    ));
     #[cfg(feature = "threadcreate")]
     rows.push((
         "threadcreate",
@@ -484,7 +536,7 @@ fn index() -> Response {
          Types of profiles available:\n<table>\n<thead><td>Count</td><td>Profile</td></thead>\n",
     );
     for (name, count, _) in &rows {
-        let link = if ["cmdline", "symbol", "profile", "clock"].contains(name) {
+        let link = if ["cmdline", "symbol", "profile", "clock", "trace"].contains(name) {
             name.to_string()
         } else {
             format!("{name}?debug=1")
@@ -594,6 +646,19 @@ mod tests {
         let text = String::from_utf8(r.body).unwrap();
         assert!(text.starts_with("num_symbols: 1\n"), "{text}");
         assert!(text.contains("symbol_response"), "{text}");
+    }
+
+    #[cfg(feature = "trace")]
+    #[test]
+    fn trace_endpoint_serves_json_and_checks_seconds() {
+        let r = get("/debug/pprof/trace", "seconds=0.2");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v["traceEvents"].is_array());
+        for q in ["seconds=x", "seconds=-1", "seconds=0"] {
+            assert_eq!(get("/debug/pprof/trace", q).status, 400, "{q}");
+        }
     }
 
     #[test]

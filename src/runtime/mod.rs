@@ -12,6 +12,14 @@ pub mod mutex;
 pub mod threadcreate;
 pub mod threads;
 
+/// Execution traces at the runtime level (cargo feature `trace`): [`start`](trace::start)
+/// returns a [`Tracer`](trace::Tracer) whose `stop` returns the [`Trace`](trace::Trace).
+/// See [`crate::trace`].
+#[cfg(feature = "trace")]
+pub mod trace {
+    pub use crate::trace::{Trace, Tracer, start};
+}
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{Error, ProfileKind};

@@ -8,6 +8,16 @@ pub(crate) mod cpu {
     /// Never constructed on this platform.
     pub(crate) struct Sampler(());
 
+    /// One CPU sample with its time (never made on this platform).
+    #[cfg(feature = "trace")]
+    #[allow(dead_code)]
+    pub(crate) struct TimedSample {
+        pub at_nanos: u64,
+        pub tid: i32,
+        pub thread_name: String,
+        pub function: String,
+    }
+
     /// The handler's counters.
     #[derive(Debug, Clone, Copy, Default)]
     pub(crate) struct Counters {
@@ -33,6 +43,18 @@ pub(crate) mod cpu {
         pub(crate) fn discard(self) {}
 
         pub(crate) fn stop(self) -> Result<Profile, Error> {
+            Err(Error::Unsupported {
+                what: "CPU profiling",
+            })
+        }
+
+        #[cfg(feature = "trace")]
+        pub(crate) fn start_timeline(_hz: u32) -> Result<Sampler, Error> {
+            Sampler::start(0)
+        }
+
+        #[cfg(feature = "trace")]
+        pub(crate) fn stop_timeline(self) -> Result<(Profile, Vec<TimedSample>, u64), Error> {
             Err(Error::Unsupported {
                 what: "CPU profiling",
             })
@@ -172,4 +194,10 @@ pub(crate) mod toggle {
 
         pub(crate) fn stop(self) {}
     }
+}
+
+/// CLOCK_MONOTONIC (unused off Linux: there are no CPU samples to place).
+#[cfg(feature = "trace")]
+pub(crate) fn monotonic_nanos() -> u64 {
+    0
 }

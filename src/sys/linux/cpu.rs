@@ -85,13 +85,49 @@ type Key = (Vec<u64>, i32, [u8; 16], Option<Arc<LabelSet>>);
 struct Collected {
     /// (Σ weight, Σ CPU nanoseconds) per key.
     samples: HashMap<Key, (u64, u64)>,
+    /// Each sample in time order, when asked for (execution traces), up to
+    /// `TIMELINE_LIMIT`; then only counted.
+    timeline: Option<Vec<TimedSample>>,
+    timeline_dropped: u64,
     /// Threads that got a timer, and timers that could not be made (thread gone).
     threads_timed: u64,
     timer_failures: u64,
 }
 
+/// One CPU sample with its time, for execution traces.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "trace"), allow(dead_code))]
+pub(crate) struct TimedSample {
+    /// CLOCK_MONOTONIC, nanoseconds.
+    pub at_nanos: u64,
+    pub tid: i32,
+    pub thread_name: String,
+    /// The innermost frames (the interrupted instruction first), at most 16.
+    pub frames: Vec<u64>,
+    /// The innermost function outside the standard library (or the innermost), `??` if
+    /// unknown; filled when sampling stops.
+    pub function: String,
+}
+
+/// Samples kept in a timeline at most.
+const TIMELINE_LIMIT: usize = 200_000;
+
 impl Collected {
     fn add(&mut self, s: &cpu_signal::Sample) {
+        if let Some(timeline) = &mut self.timeline {
+            if timeline.len() < TIMELINE_LIMIT {
+                timeline.push(TimedSample {
+                    at_nanos: s.at_nanos,
+                    tid: s.tid,
+                    thread_name: name_of(&s.name),
+                    frames: s.frames[..(s.len as usize).min(16)].to_vec(),
+                    // Named at the end: symbolizing here would stall the drain.
+                    function: String::new(),
+                });
+            } else {
+                self.timeline_dropped += 1;
+            }
+        }
         // SAFETY: the sample's label reference (from acquire_current), taken over once.
         let labels = unsafe { labels::take(s.labels) };
         let key = (s.frames[..s.len as usize].to_vec(), s.tid, s.name, labels);
@@ -321,6 +357,16 @@ impl Sampler {
     /// Starts sampling every thread at `hz` samples per CPU-second (validated by the
     /// caller; one sampler per process, also checked by the caller).
     pub(crate) fn start(hz: u32) -> Result<Sampler, Error> {
+        Sampler::start_with(hz, false)
+    }
+
+    /// Starts sampling, keeping every sample's time too (see [`Sampler::stop_timeline`]).
+    #[cfg_attr(not(feature = "trace"), allow(dead_code))]
+    pub(crate) fn start_timeline(hz: u32) -> Result<Sampler, Error> {
+        Sampler::start_with(hz, true)
+    }
+
+    fn start_with(hz: u32, timeline: bool) -> Result<Sampler, Error> {
         if !super::stackwalk::SUPPORTED {
             return Err(Error::Unsupported {
                 what: "CPU profiling on this architecture",
@@ -339,7 +385,10 @@ impl Sampler {
             period.as_nanos() as u64,
         );
         let mut timers = Timers::new(period);
-        let mut collected = Collected::default();
+        let mut collected = Collected {
+            timeline: timeline.then(Vec::new),
+            ..Collected::default()
+        };
         scan(
             &mut timers,
             &mut collected,
@@ -386,6 +435,49 @@ impl Sampler {
         let _ = self.stop.send(());
         let _ = self.thread.join();
         restore_handler(&self.previous);
+    }
+
+    /// Stops sampling; returns the profile, the samples in time order (named by their
+    /// innermost function) and how many did not fit in the timeline.
+    #[cfg_attr(not(feature = "trace"), allow(dead_code))]
+    pub(crate) fn stop_timeline(self) -> Result<(Profile, Vec<TimedSample>, u64), Error> {
+        let _ = self.stop.send(());
+        let mut collected = self.thread.join().unwrap_or_default();
+        let duration = self.started.elapsed();
+        restore_handler(&self.previous);
+        let mut timeline = collected.timeline.take().unwrap_or_default();
+        timeline.sort_by_key(|t| t.at_nanos);
+        let mut symbolizer = symbolize::shared();
+        // The innermost function that is not the standard library's (an inlined
+        // `Iterator::next` says less than the loop it runs in).
+        let library = |n: &str| {
+            [
+                "core::", "<core::", "alloc::", "<alloc::", "std::", "<std::", "<u", "<i",
+            ]
+            .iter()
+            .any(|p| n.starts_with(p))
+        };
+        for t in &mut timeline {
+            let names: Vec<String> = t
+                .frames
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &pc)| symbolizer.names(if i == 0 { pc } else { pc - 1 }))
+                .collect();
+            t.function = names
+                .iter()
+                .find(|n| !library(n))
+                .or(names.first())
+                .cloned()
+                .unwrap_or_else(|| "??".into());
+        }
+        drop(symbolizer);
+        let dropped = collected.timeline_dropped;
+        Ok((
+            build(&collected, self.hz, self.start_nanos, duration),
+            timeline,
+            dropped,
+        ))
     }
 
     /// Stops sampling and builds the profile.

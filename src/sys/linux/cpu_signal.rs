@@ -40,6 +40,8 @@ pub(crate) struct Sample {
     pub weight: u32,
     /// `weight` × the period: what `cpu/nanoseconds` adds up.
     pub nanos: u64,
+    /// When it was taken (CLOCK_MONOTONIC, nanoseconds).
+    pub at_nanos: u64,
     pub len: u32,
     /// False when the walk stopped early (or no cache was free: leaf only).
     pub complete: bool,
@@ -84,6 +86,7 @@ impl Ring {
                     tid: 0,
                     weight: 0,
                     nanos: 0,
+                    at_nanos: 0,
                     len: 0,
                     complete: false,
                     name: [0; 16],
@@ -379,6 +382,7 @@ unsafe fn sample(weight: u32, nanos: u64, uc: *const libc::ucontext_t) {
     (s.tid, s.name) = thread_identity();
     s.weight = weight;
     s.nanos = nanos;
+    s.at_nanos = start;
     s.labels = labels::acquire_current();
     let (len, complete) = match (walker, claim_cache(s.tid)) {
         (Some(walker), Some((flag, cache))) => {

@@ -38,3 +38,7 @@ pub(crate) fn function_name(address: u64) -> Option<String> {
 pub(crate) fn thread_count() -> usize {
     tasks::tids().map_or(0, |t| t.len())
 }
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock of CPU samples' times).
+#[cfg(feature = "trace")]
+pub(crate) use sigsafe::monotonic_nanos;

@@ -1,0 +1,123 @@
+//! Execution traces: spans nested across three named threads → the JSON parses, every
+//! begin has its end in order on each thread, thread names are there, timestamps never
+//! go back on a thread; CPU samples appear as instant events. Needs the `trace` feature
+//! (CI: `cargo test --features trace --test trace`).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[inline(never)]
+fn leaf_work(ms: u64) -> u64 {
+    common::busy_loop(Duration::from_millis(ms))
+}
+
+fn work(depth: u32) {
+    let span = tracing::info_span!("level", depth, kind = "nested");
+    let _enter = span.enter();
+    if depth == 0 {
+        leaf_work(30);
+        tracing::info!(result = 42, "leaf done");
+    } else {
+        work(depth - 1);
+        work(depth - 1);
+    }
+}
+
+#[test]
+fn nested_spans_on_three_threads_make_a_well_formed_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    // No global subscriber in this process: the trace installs one with its layer.
+    let guard = profile::start()
+        .path(dir.path())
+        .trace()
+        .quiet()
+        .no_shutdown_hook()
+        .build()
+        .unwrap();
+    let threads: Vec<_> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|name| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(|| work(2))
+                .unwrap()
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let path = guard.stop().unwrap();
+    assert_eq!(path, dir.path().join("trace.json"));
+    let trace: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+
+    let mut names: HashMap<i64, String> = HashMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+    {
+        names.insert(
+            e["tid"].as_i64().unwrap(),
+            e["args"]["name"].as_str().unwrap().to_owned(),
+        );
+    }
+    for name in ["alpha", "beta", "gamma"] {
+        let tid = names
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("thread {name} not named: {names:?}"));
+        let mine: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["tid"].as_i64() == Some(tid) && e["ph"] != "M")
+            .collect();
+        // Begins and ends nest properly, in order; timestamps never go back.
+        let mut stack = Vec::new();
+        let mut last = f64::MIN;
+        let (mut begins, mut leaves) = (0, 0);
+        for e in mine.iter().filter(|e| e["cat"] != "cpu") {
+            let ts = e["ts"].as_f64().unwrap();
+            assert!(ts >= last, "{name}: time went back at {e}");
+            last = ts;
+            match e["ph"].as_str().unwrap() {
+                "B" => {
+                    begins += 1;
+                    assert_eq!(e["name"], "level");
+                    assert_eq!(e["args"]["kind"], "nested");
+                    stack.push(e["args"]["depth"].clone());
+                }
+                "E" => {
+                    assert!(stack.pop().is_some(), "{name}: an end without a begin");
+                }
+                "i" => {
+                    leaves += 1;
+                    assert_eq!(e["args"]["result"], "42", "{e}");
+                }
+                other => panic!("unexpected phase {other}"),
+            }
+        }
+        assert!(
+            stack.is_empty(),
+            "{name}: {} begins without an end",
+            stack.len()
+        );
+        assert_eq!(begins, 7, "{name}: 1 + 2 + 4 spans");
+        assert_eq!(leaves, 4, "{name}: an event per leaf");
+        // CPU samples land on the thread that burned the CPU, inside leaf_work.
+        let cpu: Vec<&&Value> = mine.iter().filter(|e| e["cat"] == "cpu").collect();
+        assert!(!cpu.is_empty(), "{name}: no CPU samples");
+        assert!(
+            cpu.iter()
+                .any(|e| e["name"].as_str().unwrap().contains("leaf_work")
+                    || e["name"].as_str().unwrap().contains("busy_loop")
+                    || e["name"].as_str().unwrap().contains("burn")),
+            "{name}: CPU samples elsewhere: {cpu:?}"
+        );
+    }
+    assert_eq!(trace["otherData"]["dropped_events"], 0);
+}
