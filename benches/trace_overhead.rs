@@ -32,14 +32,43 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A layer that does nothing: what any extra layer costs.
+struct Noop;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
+
+fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer().with_writer(std::io::sink)
+}
+
 fn main() {
     let plain = tracing::Dispatch::new(tracing_subscriber::registry());
     let ours = tracing::Dispatch::new(tracing_subscriber::registry().with(profile::trace::layer()));
-    let (mut base, mut idle) = (Vec::new(), Vec::new());
+    let noop = tracing::Dispatch::new(tracing_subscriber::registry().with(Noop));
+    let fmt = tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_layer()));
+    let fmt_ours = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(fmt_layer())
+            .with(profile::trace::layer()),
+    );
+    let (mut base, mut idle, mut noop_t, mut fmt_t, mut fmt_ours_t) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         base.push(enter_exit(&plain));
         idle.push(enter_exit(&ours));
+        noop_t.push(enter_exit(&noop));
+        fmt_t.push(enter_exit(&fmt));
+        fmt_ours_t.push(enter_exit(&fmt_ours));
     }
+    let (noop_t, fmt_t, fmt_ours_t) = (median(noop_t), median(fmt_t), median(fmt_ours_t));
+    println!("registry + a layer that does nothing:       {noop_t:6.1} ns");
+    println!("registry + fmt layer (to a sink):           {fmt_t:6.1} ns");
+    println!(
+        "registry + fmt + profile::trace::layer():   {fmt_ours_t:6.1} ns  ({:.3}x of fmt alone)",
+        fmt_ours_t / fmt_t
+    );
     let tracer = profile::runtime::trace::start(None).unwrap();
     let mut tracing_on = Vec::new();
     for _ in 0..2 {

@@ -179,6 +179,9 @@ pub fn layer() -> Layer {
     Layer
 }
 
+// The callbacks only test `ACTIVE` and return: the recording is out of line (and cold),
+// so the test inlines into the subscriber's enter/exit. With the recording inlined, an
+// idle enter+exit cost 2 ns more than with an empty layer.
 impl<S> tracing_subscriber::Layer<S> for Layer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -187,85 +190,115 @@ where
         LAYER_REGISTERED.store(true, Ordering::Release);
     }
 
+    #[inline]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !ACTIVE.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut fields = Vec::new();
-        attrs.record(&mut Collect(&mut fields));
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Fields(fields.into()));
+        if ACTIVE.load(Ordering::Relaxed) {
+            record_new_span(attrs, id, ctx);
         }
     }
 
+    #[inline]
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if !ACTIVE.load(Ordering::Relaxed) {
-            return;
+        if ACTIVE.load(Ordering::Relaxed) {
+            record_enter(id, ctx);
         }
-        let Some(span) = ctx.span(id) else { return };
-        let (name, target) = (span.name(), span.metadata().target());
-        let fields = span
-            .extensions()
-            .get::<Fields>()
-            .map(|f| f.0.clone())
-            .unwrap_or_else(|| Arc::new([]));
-        with_buffer(|b, at| {
-            b.open.push((id.into_u64(), name, target));
+    }
+
+    #[inline]
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Relaxed) {
+            record_exit(id);
+        }
+    }
+
+    #[inline]
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Relaxed) {
+            record_event(event);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_new_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut fields = Vec::new();
+    attrs.record(&mut Collect(&mut fields));
+    if let Some(span) = ctx.span(id) {
+        span.extensions_mut().insert(Fields(fields.into()));
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_enter<S>(id: &Id, ctx: Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let (name, target) = (span.name(), span.metadata().target());
+    let fields = span
+        .extensions()
+        .get::<Fields>()
+        .map(|f| f.0.clone())
+        .unwrap_or_else(|| Arc::new([]));
+    with_buffer(|b, at| {
+        b.open.push((id.into_u64(), name, target));
+        push(
+            b,
+            Record {
+                phase: b'B',
+                at,
+                name,
+                target,
+                fields,
+            },
+        );
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn record_exit(id: &Id) {
+    with_buffer(|b, at| {
+        // Only spans whose enter this trace saw, innermost first.
+        if b.open.last().is_some_and(|o| o.0 == id.into_u64()) {
+            let (_, name, target) = b.open.pop().unwrap_or((0, "", ""));
             push(
                 b,
                 Record {
-                    phase: b'B',
+                    phase: b'E',
                     at,
                     name,
                     target,
-                    fields,
+                    fields: Arc::new([]),
                 },
             );
-        });
-    }
-
-    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        if !ACTIVE.load(Ordering::Relaxed) {
-            return;
         }
-        with_buffer(|b, at| {
-            // Only spans whose enter this trace saw, innermost first.
-            if b.open.last().is_some_and(|o| o.0 == id.into_u64()) {
-                let (_, name, target) = b.open.pop().unwrap_or((0, "", ""));
-                push(
-                    b,
-                    Record {
-                        phase: b'E',
-                        at,
-                        name,
-                        target,
-                        fields: Arc::new([]),
-                    },
-                );
-            }
-        });
-    }
+    });
+}
 
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if !ACTIVE.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut fields = Vec::new();
-        event.record(&mut Collect(&mut fields));
-        let meta = event.metadata();
-        with_buffer(|b, at| {
-            push(
-                b,
-                Record {
-                    phase: b'i',
-                    at,
-                    name: meta.name(),
-                    target: meta.target(),
-                    fields: fields.into(),
-                },
-            );
-        });
-    }
+#[cold]
+#[inline(never)]
+fn record_event(event: &Event<'_>) {
+    let mut fields = Vec::new();
+    event.record(&mut Collect(&mut fields));
+    let meta = event.metadata();
+    with_buffer(|b, at| {
+        push(
+            b,
+            Record {
+                phase: b'i',
+                at,
+                name: meta.name(),
+                target: meta.target(),
+                fields: fields.into(),
+            },
+        );
+    });
 }
 
 /// A running trace; [`stop`](Tracer::stop) returns it.
