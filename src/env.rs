@@ -16,8 +16,9 @@ const MODES: &str = "cpu, mem (or heap), allocs, mutex, block, threads (or gorou
 /// Starts the profile that `PROFILE` names, if it names one; returns its guard.
 ///
 /// The value is `MODE[,option...]`: a mode (`cpu`, `mem` or `heap`, `allocs`, `mutex`,
-/// `block`, `threads` or `goroutine`, `clock`, and `threadcreate` with that feature), then
-/// options: `path=DIR`, `file=FILE`, `rate=BYTES` (mem, allocs), `hz=N` (cpu, clock),
+/// `block`, `threads` or `goroutine`, `clock`, and `threadcreate` and `trace` with those
+/// features), then options: `path=DIR`, `file=FILE`, `rate=BYTES` (mem, allocs), `hz=N`
+/// (cpu, clock; CPU samples of a trace),
 /// `quiet`, `no_shutdown_hook`. Unset, empty, `off`, `none` or `0`: no profiling,
 /// `Ok(None)`.
 ///
@@ -136,7 +137,7 @@ pub(crate) fn from_value(value: &str) -> Result<Option<Guard>, Error> {
             finish(m, &common)
         }
         "mem" | "heap" | "allocs" => {
-            only("hz", hz.is_some(), "cpu and clock")?;
+            only("hz", hz.is_some(), "cpu, clock and trace")?;
             let mut m = if mode == "allocs" {
                 b.allocs()
             } else {
@@ -157,7 +158,7 @@ pub(crate) fn from_value(value: &str) -> Result<Option<Guard>, Error> {
         }
         "mutex" | "block" | "threads" | "goroutine" | "threadcreate" => {
             only("rate", rate.is_some(), "mem and allocs")?;
-            only("hz", hz.is_some(), "cpu and clock")?;
+            only("hz", hz.is_some(), "cpu, clock and trace")?;
             match mode {
                 "mutex" => finish(b.mutex(), &common),
                 "block" => finish(b.block(), &common),
@@ -171,6 +172,24 @@ pub(crate) fn from_value(value: &str) -> Result<Option<Guard>, Error> {
                     ));
                 }
                 _ => finish(b.threads(), &common),
+            }
+        }
+        "trace" => {
+            only("rate", rate.is_some(), "mem and allocs")?;
+            #[cfg(feature = "trace")]
+            {
+                let mut m = b.trace();
+                if let Some(hz) = hz {
+                    m = m.cpu_samples(u32::try_from(hz).unwrap_or(u32::MAX));
+                }
+                finish(m, &common)
+            }
+            #[cfg(not(feature = "trace"))]
+            {
+                return Err(invalid(
+                    value,
+                    "trace needs the crate's `trace` feature".into(),
+                ));
             }
         }
         other => return Err(invalid(value, format!("unknown mode {other:?}"))),
@@ -198,7 +217,7 @@ mod tests {
         for (v, says) in [
             ("cpux", "unknown mode \"cpux\""),
             ("cpu,rate=5", "rate applies to mem and allocs only"),
-            ("mem,hz=5", "hz applies to cpu and clock only"),
+            ("mem,hz=5", "hz applies to cpu, clock and trace only"),
             ("cpu,hz=fast", "hz needs a whole number"),
             ("cpu,path=", "path needs a value"),
             ("cpu,colour=red", "unknown option \"colour=red\""),
