@@ -504,5 +504,7 @@ impl Drop for Tracer {
         if let Some(s) = self.cpu.take() {
             s.discard();
         }
+        // Dropped without `stop`: free the records now rather than at the next trace.
+        BUFFERS.lock().clear();
     }
 }
