@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -28,34 +26,10 @@ fn child_workload() {
 
 fn run_child_and_signal(signal: Signal) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_workload",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PROFILE_TEST_OUT", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-
-    // Wait for READY (bounded), reading stdout on a thread.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.ends_with("READY") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        panic!("child never became ready");
-    }
+    let mut child = common::spawn_ready(
+        "child_workload",
+        &[("PROFILE_TEST_OUT", dir.path().as_os_str())],
+    );
     std::thread::sleep(Duration::from_millis(400));
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, signal).unwrap();

@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -219,18 +217,7 @@ fn spawn_child(out: &Path, env: &[(&str, &str)]) -> std::process::Child {
 #[test]
 fn sigterm_during_a_capture_writes_it_and_exits_143() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn_child(dir.path(), &[]);
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.ends_with("READY") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("child never became ready");
+    let mut child = common::spawn_ready("child", &[("TOGGLE_TEST_OUT", dir.path().as_os_str())]);
     std::thread::sleep(Duration::from_millis(300));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let end = Instant::now() + Duration::from_secs(60);

@@ -112,6 +112,41 @@ pub fn pprof(go: &str, args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs this test binary again on its ignored test `test` (the child side of a
+/// process test), with `env`, stdout piped; returns once the child prints `READY`
+/// (panics after 60 s).
+pub fn spawn_ready(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.ends_with("READY") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!("child {test} never became ready");
+    }
+    child
+}
+
 /// The usual test guard: quiet, no shutdown hook, writing into `dir`.
 pub fn guard_in(dir: impl Into<PathBuf>) -> profile::Guard {
     profile::start()
