@@ -45,30 +45,18 @@ fn cpu_profiling_at_1000_hz_survives_churn() {
     // Panics are caught by the churn thread; keep their messages off the output.
     std::panic::set_hook(Box::new(|_| {}));
     let stop = Arc::new(AtomicBool::new(false));
-    let counters: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
     profile::runtime::heap::set_rate(64 * 1024).unwrap();
     let cpu = profile::runtime::cpu::start(1000).unwrap();
 
-    let mut workers = Vec::new();
-    for (i, name) in ["heap", "threads", "panics", "libraries"]
-        .into_iter()
-        .enumerate()
-    {
-        let (stop, counters) = (stop.clone(), counters.clone());
-        workers.push(
-            thread::Builder::new()
-                .name(format!("churn-{name}"))
-                .spawn(move || match i {
-                    0 => common::churn::heap(&stop, &counters[0]),
-                    1 => common::churn::threads(&stop, &counters[1]),
-                    2 => churn_panics(&stop, &counters[2]),
-                    _ => {
-                        common::churn::libraries(&stop, &counters[3]);
-                    }
-                })
-                .unwrap(),
-        );
-    }
+    let (workers, counters) = common::churn::start(
+        &stop,
+        &[
+            ("heap", common::churn::heap),
+            ("threads", common::churn::threads),
+            ("panics", churn_panics),
+            ("libraries", common::churn::libraries_checked),
+        ],
+    );
     // Thread dumps meanwhile, on a thread of their own so that a hang is reported.
     let (done_tx, done_rx) = mpsc::channel();
     let dumper = thread::spawn(move || {

@@ -10,7 +10,7 @@
 ))]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,26 +27,16 @@ fn dumps_survive_allocation_thread_and_library_churn() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let stop = Arc::new(AtomicBool::new(false));
-    let counters: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     profile::runtime::heap::set_rate(profile::runtime::heap::DEFAULT_RATE).unwrap();
 
-    let mut workers = Vec::new();
-    for (i, name) in ["heap", "threads", "libraries"].into_iter().enumerate() {
-        let (stop, counters) = (stop.clone(), counters.clone());
-        workers.push(
-            thread::Builder::new()
-                .name(format!("churn-{name}"))
-                .spawn(move || match i {
-                    0 => common::churn::heap(&stop, &counters[0]),
-                    1 => common::churn::threads(&stop, &counters[1]),
-                    _ => {
-                        let loaded = common::churn::libraries(&stop, &counters[2]);
-                        assert!(loaded > 0, "no library could be loaded");
-                    }
-                })
-                .unwrap(),
-        );
-    }
+    let (workers, counters) = common::churn::start(
+        &stop,
+        &[
+            ("heap", common::churn::heap),
+            ("threads", common::churn::threads),
+            ("libraries", common::churn::libraries_checked),
+        ],
+    );
     let clock = profile::runtime::clock::start(200).unwrap();
 
     // The dump loop runs on its own thread so that a hang is reported, not waited out.

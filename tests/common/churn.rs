@@ -3,7 +3,9 @@
 
 use std::ffi::CStr;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
 use nix::libc;
 
@@ -58,4 +60,33 @@ pub fn threads(stop: &AtomicBool, ops: &AtomicU64) {
         t.join().unwrap();
         ops.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A churn job: runs until `stop`, counting its rounds in the counter.
+pub type Job = fn(&AtomicBool, &AtomicU64);
+
+/// Starts each job on a thread named `churn-NAME`; returns the threads and the jobs'
+/// round counters (in the jobs' order).
+pub fn start(
+    stop: &Arc<AtomicBool>,
+    jobs: &[(&str, Job)],
+) -> (Vec<JoinHandle<()>>, Arc<Vec<AtomicU64>>) {
+    let counters: Arc<Vec<AtomicU64>> = Arc::new(jobs.iter().map(|_| AtomicU64::new(0)).collect());
+    let threads = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, job))| {
+            let (stop, counters) = (stop.clone(), counters.clone());
+            std::thread::Builder::new()
+                .name(format!("churn-{name}"))
+                .spawn(move || job(&stop, &counters[i]))
+                .unwrap()
+        })
+        .collect();
+    (threads, counters)
+}
+
+/// `libraries`, checking that at least one library could be loaded.
+pub fn libraries_checked(stop: &AtomicBool, ops: &AtomicU64) {
+    assert!(libraries(stop, ops) > 0, "no library could be loaded");
 }
