@@ -167,6 +167,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A report could not be made as asked (unknown sample type, bad regex, incompatible
+    /// base profile, nothing to draw).
+    #[error("profile: report: {reason}")]
+    Report {
+        /// What was wrong.
+        reason: String,
+    },
+
     /// This platform cannot do what was asked.
     #[error("profile: {what} is not supported on this platform (Linux only)")]
     Unsupported {

@@ -190,6 +190,8 @@ pub mod http;
 pub mod labels;
 mod output;
 mod profile;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod runtime;
 pub mod sync;
 mod sys;

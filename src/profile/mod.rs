@@ -7,7 +7,7 @@
 
 pub(crate) mod builder;
 mod proto;
-#[cfg_attr(not(feature = "http"), allow(dead_code))] // the HTTP endpoints' debug=1
+#[cfg_attr(not(any(feature = "http", feature = "report")), allow(dead_code))] // debug=1 texts
 pub(crate) mod text;
 
 use std::collections::HashMap;
@@ -327,9 +327,80 @@ impl Profile {
         } else {
             bytes
         };
+        if data.is_empty() {
+            return Err(decode_error("empty input (no profile data)".into()));
+        }
         let message =
             proto::Profile::decode(data).map_err(|e| decode_error(format!("bad protobuf: {e}")))?;
-        Profile::from_proto(message).map_err(decode_error)
+        let profile = Profile::from_proto(message).map_err(decode_error)?;
+        profile.check_valid().map_err(decode_error)?;
+        Ok(profile)
+    }
+
+    /// The consistency checks of Go's `profile.CheckValid`: every sample has one value per
+    /// sample type and refers to existing locations; ids are nonzero and unique; locations
+    /// refer to existing mappings (or none) and functions.
+    fn check_valid(&self) -> Result<(), String> {
+        use std::collections::HashSet;
+        let types = self.sample_types.len();
+        if types == 0 && !self.samples.is_empty() {
+            return Err("samples without sample types".into());
+        }
+        let mut mappings = HashSet::with_capacity(self.mappings.len());
+        for m in &self.mappings {
+            if m.id == 0 {
+                return Err("a mapping has the reserved id 0".into());
+            }
+            if !mappings.insert(m.id) {
+                return Err(format!("two mappings have id {}", m.id));
+            }
+        }
+        let mut functions = HashSet::with_capacity(self.functions.len());
+        for f in &self.functions {
+            if f.id == 0 {
+                return Err("a function has the reserved id 0".into());
+            }
+            if !functions.insert(f.id) {
+                return Err(format!("two functions have id {}", f.id));
+            }
+        }
+        let mut locations = HashSet::with_capacity(self.locations.len());
+        for l in &self.locations {
+            if l.id == 0 {
+                return Err("a location has the reserved id 0".into());
+            }
+            if !locations.insert(l.id) {
+                return Err(format!("two locations have id {}", l.id));
+            }
+            if l.mapping_id != 0 && !mappings.contains(&l.mapping_id) {
+                return Err(format!(
+                    "location {} refers to mapping {}, which does not exist",
+                    l.id, l.mapping_id
+                ));
+            }
+            for line in &l.lines {
+                if !functions.contains(&line.function_id) {
+                    return Err(format!(
+                        "location {} refers to function {}, which does not exist",
+                        l.id, line.function_id
+                    ));
+                }
+            }
+        }
+        for (i, s) in self.samples.iter().enumerate() {
+            if s.values.len() != types {
+                return Err(format!(
+                    "sample {i} has {} values for {types} sample types",
+                    s.values.len()
+                ));
+            }
+            if let Some(id) = s.location_ids.iter().find(|id| !locations.contains(id)) {
+                return Err(format!(
+                    "sample {i} refers to location {id}, which does not exist"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn to_proto(&self) -> proto::Profile {

@@ -1,14 +1,30 @@
 //! Go's legacy text forms of profiles (`?debug=1` on `/debug/pprof/*`): one record per
 //! sample with its addresses, then one `#` line per frame.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
-use super::{Profile, Sample};
+use super::{Function, Location, Profile, Sample};
+
+/// Locations and functions by id.
+struct Index<'a> {
+    locations: HashMap<u64, &'a Location>,
+    functions: HashMap<u64, &'a Function>,
+}
+
+impl<'a> Index<'a> {
+    fn new(p: &'a Profile) -> Self {
+        Index {
+            locations: p.locations.iter().map(|l| (l.id, l)).collect(),
+            functions: p.functions.iter().map(|f| (f.id, f)).collect(),
+        }
+    }
+}
 
 /// The addresses of a sample's stack, and one `#\t0xADDR\tfunction\tfile:line` line per
 /// frame (inlined frames share their address).
-fn write_stack<W: Write>(w: &mut W, p: &Profile, s: &Sample) -> io::Result<()> {
-    let location = |id: u64| p.locations.iter().find(|l| l.id == id);
+fn write_stack<W: Write>(w: &mut W, ix: &Index<'_>, s: &Sample) -> io::Result<()> {
+    let location = |id: u64| ix.locations.get(&id).copied();
     write!(w, " @")?;
     for &id in &s.location_ids {
         write!(w, " {:#x}", location(id).map_or(0, |l| l.address))?;
@@ -17,7 +33,7 @@ fn write_stack<W: Write>(w: &mut W, p: &Profile, s: &Sample) -> io::Result<()> {
     for &id in &s.location_ids {
         let Some(l) = location(id) else { continue };
         for line in &l.lines {
-            let f = p.functions.iter().find(|f| f.id == line.function_id);
+            let f = ix.functions.get(&line.function_id);
             let (name, file) = f.map_or(("??", ""), |f| (f.name.as_str(), f.filename.as_str()));
             writeln!(w, "#\t{:#x}\t{name}\t{file}:{}", l.address, line.line)?;
         }
@@ -39,6 +55,7 @@ fn ordered<'a>(p: &'a Profile, ty: &str) -> Vec<&'a Sample> {
 /// A heap profile: `heap profile: INUSE_OBJS: INUSE_BYTES [ALLOC_OBJS: ALLOC_BYTES] @
 /// heap/2×RATE`, then `a: b [c: d] @ addresses` records.
 pub(crate) fn write_heap<W: Write>(p: &Profile, mut w: W) -> io::Result<()> {
+    let ix = Index::new(p);
     let total = |ty| p.total(ty);
     writeln!(
         w,
@@ -58,7 +75,7 @@ pub(crate) fn write_heap<W: Write>(p: &Profile, mut w: W) -> io::Result<()> {
             values(p, s, "alloc_objects"),
             values(p, s, "alloc_space")
         )?;
-        write_stack(&mut w, p, s)?;
+        write_stack(&mut w, &ix, s)?;
     }
     Ok(())
 }
@@ -66,6 +83,7 @@ pub(crate) fn write_heap<W: Write>(p: &Profile, mut w: W) -> io::Result<()> {
 /// A mutex or block profile: `--- mutex:` / `--- contention:`, `cycles/second=1000000000`
 /// (delays are in nanoseconds), then `DELAY COUNT @ addresses` records.
 pub(crate) fn write_contention<W: Write>(p: &Profile, mutex: bool, mut w: W) -> io::Result<()> {
+    let ix = Index::new(p);
     writeln!(w, "--- {}:", if mutex { "mutex" } else { "contention" })?;
     writeln!(w, "cycles/second=1000000000")?;
     for s in ordered(p, "delay") {
@@ -75,22 +93,37 @@ pub(crate) fn write_contention<W: Write>(p: &Profile, mutex: bool, mut w: W) -> 
             values(p, s, "delay"),
             values(p, s, "contentions")
         )?;
-        write_stack(&mut w, p, s)?;
+        write_stack(&mut w, &ix, s)?;
     }
     Ok(())
 }
 
 /// A count profile (`threadcreate`): `NAME profile: total N`, then `COUNT @ addresses`.
-pub(crate) fn write_counts<W: Write>(p: &Profile, name: &str, mut w: W) -> io::Result<()> {
-    let ty = p
-        .sample_types
-        .first()
-        .map_or("", |t| t.ty.as_str())
-        .to_owned();
-    writeln!(w, "{name} profile: total {}", p.total(&ty))?;
-    for s in ordered(p, &ty) {
-        write!(w, "{}", values(p, s, &ty))?;
-        write_stack(&mut w, p, s)?;
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // the HTTP threadcreate/goroutine text
+pub(crate) fn write_counts<W: Write>(p: &Profile, name: &str, w: W) -> io::Result<()> {
+    write_values(p, name, 0, w)
+}
+
+/// The count form with sample type `index`: `NAME profile: total N`, then
+/// `VALUE @ addresses` records, largest first.
+pub(crate) fn write_values<W: Write>(
+    p: &Profile,
+    name: &str,
+    index: usize,
+    mut w: W,
+) -> io::Result<()> {
+    let ix = Index::new(p);
+    let value = |s: &Sample| s.values.get(index).copied().unwrap_or(0);
+    let total = p
+        .samples
+        .iter()
+        .fold(0i64, |t, s| t.saturating_add(value(s)));
+    writeln!(w, "{name} profile: total {total}")?;
+    let mut samples: Vec<&Sample> = p.samples.iter().collect();
+    samples.sort_by_key(|s| std::cmp::Reverse(value(s)));
+    for s in samples {
+        write!(w, "{}", value(s))?;
+        write_stack(&mut w, &ix, s)?;
     }
     Ok(())
 }

@@ -1,0 +1,225 @@
+//! `profile-report`: read pprof profiles without Go (cargo feature `cli`).
+//!
+//! ```text
+//! profile-report top profiles/cpu.pb.gz
+//! profile-report top --sample-index alloc_space --nodecount 20 --focus 'myapp::' heap.pb.gz
+//! profile-report diff --base before.pb.gz after.pb.gz
+//! profile-report flamegraph -o cpu.svg profiles/cpu.pb.gz
+//! profile-report folded profiles/cpu.pb.gz | inferno-flamegraph > cpu.svg
+//! profile-report text profiles/heap.pb.gz
+//! ```
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use profile::report;
+
+#[derive(Parser)]
+#[command(
+    name = "profile-report",
+    version,
+    about = "Read pprof profiles (ours and Go's, .pb.gz or raw) without Go: top tables, diffs, flame graphs, collapsed stacks, text",
+    after_help = "FILE may be - for standard input. Values are formatted as `go tool pprof` does (ms/s for time, B/kB/MB for bytes)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Select {
+    /// Sample type to report: inuse_space, alloc_space, delay, cpu, samples, ... or its
+    /// index (default: the profile's default type, else its last)
+    #[arg(
+        long = "sample-index",
+        visible_alias = "sample_index",
+        value_name = "TYPE"
+    )]
+    sample_index: Option<String>,
+    /// Keep only samples with a frame matching this regex (function, file or object name)
+    #[arg(long)]
+    focus: Option<String>,
+    /// Drop samples with a frame matching this regex
+    #[arg(long)]
+    ignore: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct Trim {
+    /// Show at most this many entries (0: all)
+    #[arg(long, default_value_t = 0)]
+    nodecount: usize,
+    /// Hide entries whose cum is below this fraction of the total
+    #[arg(long, default_value_t = 0.005)]
+    nodefraction: f64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The table `go tool pprof -top` prints: flat, flat%, sum%, cum, cum%, function
+    Top {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        trim: Trim,
+        /// The profile (.pb.gz or raw protobuf)
+        file: PathBuf,
+    },
+    /// The top table of FILE minus a base profile (`go tool pprof -top -diff_base BASE`)
+    Diff {
+        /// The profile to subtract; percentages are of its total
+        #[arg(long)]
+        base: PathBuf,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        trim: Trim,
+        /// The profile (.pb.gz or raw protobuf)
+        file: PathBuf,
+    },
+    /// An interactive SVG flame graph (open it in a browser)
+    Flamegraph {
+        #[command(flatten)]
+        select: Select,
+        /// Write the SVG here (default: standard output)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Leave out frames narrower than this many pixels (0: keep all)
+        #[arg(long, default_value_t = 0.1)]
+        min_width: f64,
+        /// Title (default: the sample type and unit)
+        #[arg(long)]
+        title: Option<String>,
+        /// The profile (.pb.gz or raw protobuf)
+        file: PathBuf,
+    },
+    /// Collapsed stacks, `root;...;leaf VALUE`, for other flame graph viewers
+    Folded {
+        #[command(flatten)]
+        select: Select,
+        /// The profile (.pb.gz or raw protobuf)
+        file: PathBuf,
+    },
+    /// The debug=1 text of the profile (Go's /debug/pprof/*?debug=1 layout)
+    Text {
+        /// Sample type for CPU and clock profiles
+        #[arg(long = "sample-index", value_name = "TYPE")]
+        sample_index: Option<String>,
+        /// The profile (.pb.gz or raw protobuf)
+        file: PathBuf,
+    },
+}
+
+fn load(path: &Path) -> Result<profile::Profile, String> {
+    let mut bytes = Vec::new();
+    let limit = report::MAX_DECODED_BYTES + 1;
+    let r = if path == Path::new("-") {
+        std::io::stdin().take(limit).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut bytes))
+    };
+    r.map_err(|e| format!("{}: {e}", path.display()))?;
+    report::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn options(select: &Select, trim: Option<&Trim>) -> report::Options {
+    let mut o = report::Options::default();
+    o.sample_index = select.sample_index.clone();
+    o.focus = select.focus.clone();
+    o.ignore = select.ignore.clone();
+    if let Some(t) = trim {
+        o.node_count = t.nodecount;
+        o.node_fraction = t.nodefraction;
+    }
+    o
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let out = |bytes: &[u8]| {
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+            // `profile-report top x | head` closes the pipe: not an error.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(format!("standard output: {e}"))
+            }
+            _ => Ok(()),
+        }
+    };
+    match cli.command {
+        Command::Top { select, trim, file } => {
+            let p = load(&file)?;
+            let top = report::top(&p, &options(&select, Some(&trim))).map_err(|e| e.to_string())?;
+            out(top.to_string().as_bytes())
+        }
+        Command::Diff {
+            base,
+            select,
+            trim,
+            file,
+        } => {
+            let (p, b) = (load(&file)?, load(&base)?);
+            let top =
+                report::diff(&p, &b, &options(&select, Some(&trim))).map_err(|e| e.to_string())?;
+            out(top.to_string().as_bytes())
+        }
+        Command::Flamegraph {
+            select,
+            output,
+            min_width,
+            title,
+            file,
+        } => {
+            let p = load(&file)?;
+            let mut flame = report::FlameOptions::default().min_width(min_width);
+            if let Some(t) = title {
+                flame = flame.title(t);
+            }
+            let svg = report::flamegraph(&p, &options(&select, None), &flame)
+                .map_err(|e| e.to_string())?;
+            match output {
+                Some(path) => write_file(&path, &svg),
+                None => out(&svg),
+            }
+        }
+        Command::Folded { select, file } => {
+            let p = load(&file)?;
+            let f = report::folded(&p, &options(&select, None)).map_err(|e| e.to_string())?;
+            out(f.as_bytes())
+        }
+        Command::Text { sample_index, file } => {
+            let p = load(&file)?;
+            let mut o = report::Options::default();
+            o.sample_index = sample_index;
+            let t = report::text(&p, &o).map_err(|e| e.to_string())?;
+            out(t.as_bytes())
+        }
+    }
+}
+
+/// Writes completely or not at all: a temporary file beside `path`, then a rename.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    if path.is_dir() {
+        return Err(format!("{}: is a directory", path.display()));
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profile-report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
