@@ -305,6 +305,8 @@ fn record_event(event: &Event<'_>) {
 #[must_use = "dropping a Tracer stops it and discards the trace; call .stop()"]
 pub struct Tracer {
     cpu: Option<crate::sys::cpu::Sampler>,
+    /// The CPU profiler's claim while `cpu` samples (one CPU sampler per process).
+    _cpu_claim: Option<crate::runtime::Claim>,
     started: Instant,
     _claim: crate::runtime::Claim,
 }
@@ -347,19 +349,24 @@ pub fn start(cpu_hz: Option<u32>) -> Result<Tracer, Error> {
     DROPPED.store(0, Ordering::Relaxed);
     START_NANOS.store(since_origin(), Ordering::Release);
     SESSION.fetch_add(1, Ordering::AcqRel);
-    let cpu = match cpu_hz {
-        Some(hz) => match crate::sys::cpu::Sampler::start_timeline(hz) {
-            Ok(s) => Some(s),
+    // The CPU sampler is one per process: a CPU profile that runs keeps it, and the trace
+    // goes without CPU samples.
+    let (cpu, cpu_claim) = match cpu_hz {
+        Some(hz) => match crate::runtime::cpu::claim()
+            .and_then(|c| Ok((crate::sys::cpu::Sampler::start_timeline(hz)?, c)))
+        {
+            Ok((s, c)) => (Some(s), Some(c)),
             Err(e) => {
                 eprintln!("profile: trace: no CPU samples in this trace: {e}");
-                None
+                (None, None)
             }
         },
-        None => None,
+        None => (None, None),
     };
     ACTIVE.store(true, Ordering::Release);
     Ok(Tracer {
         cpu,
+        _cpu_claim: cpu_claim,
         started: Instant::now(),
         _claim: claim,
     })

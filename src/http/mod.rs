@@ -137,6 +137,8 @@ pub fn handle(request: &Request) -> Response {
 struct Query<'a> {
     seconds: Option<&'a str>,
     debug: Option<&'a str>,
+    kind: Option<&'a str>,
+    sample_index: Option<&'a str>,
 }
 
 impl Endpoints {
@@ -197,6 +199,7 @@ impl Endpoints {
             "heap" | "allocs" | "block" | "mutex" | "threadcreate" | "goroutine" | "threads" => {
                 self.named(name, &query, cancelled)
             }
+            "flamegraph" => self.flamegraph(&query, cancelled),
             _ => Response::error(404, "Unknown profile"),
         }
     }
@@ -278,6 +281,71 @@ impl Endpoints {
                 r
             }
             Err(e) => Response::error(500, &format!("Could not write trace: {e}")),
+        }
+    }
+
+    /// `/flamegraph?kind=K&seconds=N&sample_index=T`: the profile `K` (`cpu`, the default,
+    /// `heap`, `allocs`, `mutex`, `block`, `goroutine`/`threads`, `clock`, `threadcreate`)
+    /// as an SVG flame graph, taken as its own endpoint takes it (CPU and clock for N
+    /// seconds, default 30; the others a snapshot, or a delta over N seconds).
+    fn flamegraph(&self, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
+        const KINDS: &str =
+            "cpu, heap, allocs, mutex, block, goroutine, threads, clock, threadcreate";
+        let path = match query.kind.unwrap_or("cpu") {
+            "cpu" | "profile" => "profile",
+            k @ ("heap" | "allocs" | "mutex" | "block" | "goroutine" | "threads" | "clock"
+            | "threadcreate") => k,
+            k => {
+                return Response::error(
+                    400,
+                    &format!("invalid value for \"kind\" - {k:?} must be one of: {KINDS}"),
+                );
+            }
+        };
+        if query.debug.is_some() {
+            return Response::error(400, "debug is not supported for flame graphs");
+        }
+        let inner_query = query
+            .seconds
+            .map(|s| format!("seconds={s}"))
+            .unwrap_or_default();
+        let inner = self.handle_cancellable(
+            &Request {
+                method: "GET",
+                path: &format!("/debug/pprof/{path}"),
+                query: &inner_query,
+                body: &[],
+            },
+            cancelled,
+        );
+        if inner.status != 200 {
+            return inner;
+        }
+        let profile = match Profile::decode(&inner.body) {
+            Ok(p) => p,
+            Err(e) => return Response::error(500, &format!("Could not read the profile: {e}")),
+        };
+        let mut options = crate::report::Options::default();
+        options.sample_index = query.sample_index.map(str::to_owned);
+        if let Err(e) = crate::report::sample_index(&profile, query.sample_index) {
+            return Response::error(400, &format!("invalid value for \"sample_index\" - {e}"));
+        }
+        let flame = crate::report::FlameOptions::default().title(format!("{path} flame graph"));
+        match crate::report::flamegraph(&profile, &options, &flame) {
+            Ok(svg) => Response::new(200, "image/svg+xml", svg),
+            // Nothing sampled (an idle program, no allocations yet): say so in the picture.
+            Err(Error::Report { reason }) if reason.starts_with("no samples") => Response::new(
+                200,
+                "image/svg+xml",
+                format!(
+                    "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" \
+                     width=\"600\" height=\"60\"><text x=\"10\" y=\"35\" \
+                     font-family=\"Verdana\" font-size=\"14\">No samples in this {path} \
+                     profile.</text></svg>\n"
+                )
+                .into_bytes(),
+            ),
+            Err(e) => Response::error(500, &format!("Could not draw the flame graph: {e}")),
         }
     }
 
@@ -428,12 +496,16 @@ fn parse_query(query: &str) -> Query<'_> {
     let mut q = Query {
         seconds: None,
         debug: None,
+        kind: None,
+        sample_index: None,
     };
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "seconds" => q.seconds = Some(v),
             "debug" => q.debug = Some(v),
+            "kind" => q.kind = Some(v),
+            "sample_index" | "si" => q.sample_index = Some(v),
             _ => {}
         }
     }
@@ -487,6 +559,11 @@ fn index() -> Response {
             "The command line invocation of the current program",
         ),
         (
+            "flamegraph",
+            String::new(),
+            "An SVG flame graph to look at: ?kind=cpu|heap|allocs|mutex|block|goroutine|clock (default cpu) &seconds=N &sample_index=T",
+        ),
+        (
             "goroutine",
             crate::sys::thread_count().to_string(),
             "Stack traces of all current threads (the goroutines of a Rust process). ?debug=2 for a full dump",
@@ -538,6 +615,8 @@ fn index() -> Response {
     for (name, count, _) in &rows {
         let link = if ["cmdline", "symbol", "profile", "clock", "trace"].contains(name) {
             name.to_string()
+        } else if *name == "flamegraph" {
+            "flamegraph?kind=heap".to_string()
         } else {
             format!("{name}?debug=1")
         };
@@ -658,6 +737,44 @@ mod tests {
         assert!(v["traceEvents"].is_array());
         for q in ["seconds=x", "seconds=-1", "seconds=0"] {
             assert_eq!(get("/debug/pprof/trace", q).status, 400, "{q}");
+        }
+    }
+
+    #[test]
+    fn flamegraph_endpoint_draws_svg_and_checks_parameters() {
+        #[inline(never)]
+        fn parked_for_the_flame_graph(rx: std::sync::mpsc::Receiver<()>) {
+            let _ = std::hint::black_box(rx.recv());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || parked_for_the_flame_graph(rx));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let r = get("/debug/pprof/flamegraph", "kind=goroutine");
+        drop(tx);
+        waiter.join().unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("Content-Type"), Some("image/svg+xml"));
+        let svg = String::from_utf8_lossy(&r.body);
+        assert!(
+            svg.contains("<svg") && svg.contains("goroutine flame graph"),
+            "{svg}"
+        );
+        // The waiting thread's frame is drawn.
+        assert!(svg.contains("parked_for_the_flame_graph"), "{svg}");
+        let r = get("/debug/pprof/flamegraph", "kind=cpu&seconds=1");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert!(String::from_utf8_lossy(&r.body).contains("<svg"));
+        for (q, text) in [
+            ("kind=bogus", "must be one of: cpu, heap"),
+            ("kind=cpu&seconds=abc", "seconds"),
+            ("kind=goroutine&seconds=1", "not supported for thread dumps"),
+            ("kind=goroutine&sample_index=nope", "sample_index"),
+            ("kind=heap&debug=1", "debug is not supported"),
+        ] {
+            let r = get("/debug/pprof/flamegraph", q);
+            let body = String::from_utf8_lossy(&r.body);
+            assert_eq!(r.status, 400, "{q}: {body}");
+            assert!(body.contains(text), "{q}: {body}");
         }
     }
 

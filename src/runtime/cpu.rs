@@ -38,6 +38,13 @@ pub const MAX_FREQUENCY: u32 = 10_000;
 /// One CPU profiler per process.
 static EXCLUSIVE: Exclusive = Exclusive::new(ProfileKind::Cpu);
 
+/// Claims the process's one CPU sampler for another user of it (an execution trace's CPU
+/// samples, the sampler's own tests): [`Error::AlreadyActive`] while a CPU profile runs.
+#[cfg_attr(not(any(feature = "trace", test)), allow(dead_code))]
+pub(crate) fn claim() -> Result<Claim, Error> {
+    EXCLUSIVE.claim()
+}
+
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
     super::validate_frequency(hz, MAX_FREQUENCY)

@@ -646,6 +646,13 @@ mod tests {
     /// loop allocates nothing) sees no allocation, so the handler made none.
     #[test]
     fn handler_allocates_nothing() {
+        // One sampler per process: wait for other tests' CPU profiles.
+        let _claim = loop {
+            match crate::runtime::cpu::claim() {
+                Ok(c) => break c,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
         let sampler = Sampler::start(1000).unwrap();
         let worker = std::thread::spawn(|| {
             // Let the manager give this thread its timer first.
