@@ -325,8 +325,10 @@ impl Endpoints {
             Ok(p) => p,
             Err(e) => return Response::error(500, &format!("Could not read the profile: {e}")),
         };
-        let mut options = crate::report::Options::default();
-        options.sample_index = query.sample_index.map(str::to_owned);
+        let options = crate::report::Options {
+            sample_index: query.sample_index.map(str::to_owned),
+            ..Default::default()
+        };
         if let Err(e) = crate::report::sample_index(&profile, query.sample_index) {
             return Response::error(400, &format!("invalid value for \"sample_index\" - {e}"));
         }
