@@ -181,6 +181,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod builder;
+#[cfg(feature = "criterion")]
+pub mod criterion;
 mod env;
 mod error;
 mod guard;
