@@ -71,11 +71,16 @@ pub(crate) fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // As os.Create and File::create: 0666 less the umask (tempfile's default is 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
     let result = (|| {
         let mut w = BufWriter::new(tmp.as_file());
         write(&mut w)?;
@@ -91,6 +96,21 @@ pub(crate) fn write_atomic(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Profiles get the permissions `File::create` gives (0666 less the umask), not
+    /// tempfile's private 0600.
+    #[cfg(unix)]
+    #[test]
+    fn written_files_have_the_usual_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("cpu.pb.gz");
+        write_atomic(&ours, |w| w.write_all(b"x")).unwrap();
+        let usual = dir.path().join("usual");
+        fs::File::create(&usual).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&usual));
+    }
 
     #[test]
     fn failed_write_leaves_old_file_and_no_temp() {
