@@ -39,6 +39,9 @@
 //! - `go tool pprof -http=:8080 ./profiles/cpu.pb.gz`: the web UI, with a flame graph
 //!   (View → Flame Graph), source view and disassembly.
 //! - `go tool pprof -traces ./profiles/cpu.pb.gz`: every sampled stack.
+//! - Without Go: `profile-report top ./profiles/cpu.pb.gz` (feature `cli`) prints the same
+//!   table as `go tool pprof -top`; `profile-report flamegraph -o cpu.svg` draws a flame
+//!   graph to open in a browser. The library side is [`report`] (feature `report`).
 //!
 //! Function names come from the symbol table, which every build has. File and line numbers
 //! (and inlined frames) need line tables: in a release build add
@@ -171,6 +174,12 @@
 //! - `trace` (off by default): execution traces ([`trace`], `.trace()`): `tracing` spans
 //!   and events per thread plus CPU samples, as Chrome trace-event JSON for
 //!   ui.perfetto.dev.
+//! - `report` (off by default): [`report`] reads profiles offline — `top`/`diff` tables
+//!   as `go tool pprof -top` prints them, collapsed stacks, flame graph SVGs, debug=1
+//!   text. `http` includes it (for `/debug/pprof/flamegraph`).
+//! - `cli` (off by default): the `profile-report` command over [`report`].
+//! - `criterion` (off by default): [`criterion::Profiler`] writes a CPU profile per
+//!   benchmark under `cargo bench -- --profile-time N`.
 //! - `threadcreate` (off by default): thread-creation profiles (`.threadcreate()`,
 //!   `runtime::threadcreate`). The crate then defines `pthread_create` to record the
 //!   stacks that create threads; threads created by shared libraries are not seen. See

@@ -57,6 +57,16 @@ fn status_codes_and_headers_over_tcp() {
     assert!(head.contains("X-Content-Type-Options: nosniff"));
     assert!(profile::Profile::decode(&body).is_ok());
 
+    // The flame graph a person opens in a browser: an SVG of the thread stacks.
+    let (status, head, body) = get(a, "/debug/pprof/flamegraph?kind=goroutine");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(head.contains("Content-Type: image/svg+xml"), "{head}");
+    let svg = String::from_utf8_lossy(&body);
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg") && svg.contains("</svg>"));
+    let (status, _, body) = get(a, "/debug/pprof/flamegraph?kind=%3Cscript%3E");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("must be one of"));
+
     let (status, _, body) = get(a, "/debug/pprof/nothing");
     assert_eq!((status, body.as_slice()), (404, &b"Unknown profile\n"[..]));
     let (status, _, _) = get(a, "/elsewhere");
