@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn chromium() -> Option<&'static str> {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
         if Command::new(c)
@@ -94,17 +96,7 @@ fn frames(dom: &str) -> Vec<String> {
     out
 }
 
-fn report(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_profile-report"))
-        .args(args)
-        .output()
-        .expect("run profile-report");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::profile_report as report;
 
 /// Checks one profile: returns the number of frames seen.
 fn check(chromium: &str, profile: &Path, dir: &Path) -> usize {

@@ -6,7 +6,6 @@
 //! `go` (fails under CI=true).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 mod common;
@@ -26,34 +25,13 @@ fn fixtures() -> Vec<PathBuf> {
     v
 }
 
-/// Runs profile-report; returns (success, stdout, stderr).
-fn report(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_profile-report"))
-        .args(args)
-        .output()
-        .expect("run profile-report");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::profile_report as report;
 
-/// `go tool pprof -top` output, with `TZ=UTC` (we print times in UTC).
+/// `go tool pprof -top ARGS FILE` (no warnings allowed).
 fn go_top(go: &str, args: &[&str], file: &Path) -> String {
-    let out = Command::new(go)
-        .args(["tool", "pprof", "-top"])
-        .args(args)
-        .arg(file)
-        .env("TZ", "UTC")
-        .output()
-        .expect("run go tool pprof");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "go tool pprof {args:?} failed: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut all = vec!["-top"];
+    all.extend_from_slice(args);
+    common::pprof(go, &all, file)
 }
 
 /// Rows of a top table: name -> (flat, cum) as printed.

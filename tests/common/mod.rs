@@ -94,10 +94,12 @@ pub fn go() -> Option<&'static str> {
 /// Runs `go tool pprof ARGS FILE`, asserting that it succeeds and prints no warnings;
 /// returns its standard output.
 pub fn pprof(go: &str, args: &[&str], file: &Path) -> String {
+    // UTC: `Time:` lines then match what profile-report prints.
     let out = Command::new(go)
         .args(["tool", "pprof"])
         .args(args)
         .arg(file)
+        .env("TZ", "UTC")
         .output()
         .expect("run go tool pprof");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -110,6 +112,20 @@ pub fn pprof(go: &str, args: &[&str], file: &Path) -> String {
         "warnings from go tool pprof {args:?}:\n{stderr}"
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `profile-report ARGS` (the `cli` feature's binary): (success, stdout, stderr).
+#[cfg(feature = "cli")]
+pub fn profile_report(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_profile-report"))
+        .args(args)
+        .output()
+        .expect("run profile-report");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs this test binary again on its ignored test `test` (the child side of a
