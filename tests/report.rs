@@ -185,6 +185,41 @@ fn allocate_more() -> Vec<Vec<u8>> {
     (0..3000).map(|i| vec![2u8; 500 + i % 2000]).collect()
 }
 
+/// A diff's header is the merged profile's, as pprof merges: the earlier time, the summed
+/// duration, both profiles' comments. Two profiles a minute apart (the base earlier).
+#[test]
+fn diff_header_merges_like_go() {
+    let Some(go) = common::go() else { return };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go1.19/cpu.pb.gz");
+    let p = profile::report::read(&std::fs::read(&fixture).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = p.clone();
+    base.time_nanos -= 61_000_000_000;
+    base.duration_nanos *= 3;
+    base.comments.push("the base".into());
+    for s in &mut base.samples {
+        for v in &mut s.values {
+            *v /= 2;
+        }
+    }
+    let mut after = p.clone();
+    after.comments.push("the newer".into());
+    let (b, a) = (
+        dir.path().join("base.pb.gz"),
+        dir.path().join("after.pb.gz"),
+    );
+    base.write_to(std::fs::File::create(&b).unwrap()).unwrap();
+    after.write_to(std::fs::File::create(&a).unwrap()).unwrap();
+    let (ok, ours, err) = report(&["diff", "--base", b.to_str().unwrap(), a.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let theirs = go_top(go, &[&format!("-diff_base={}", b.display())], &a);
+    assert_eq!(ours, theirs, "--- ours\n{ours}\n--- go\n{theirs}");
+    assert!(
+        ours.contains("the base") && ours.contains("the newer"),
+        "{ours}"
+    );
+}
+
 /// Profiles of each kind this crate writes, in a temporary directory.
 fn our_profiles(dir: &Path) -> Vec<PathBuf> {
     let write = |name: &str, p: &profile::Profile| {

@@ -615,8 +615,28 @@ pub fn top(profile: &Profile, options: &Options) -> Result<Top, Error> {
 /// The `go tool pprof -top -diff_base BASE` table: `profile` minus `base` per function,
 /// percentages of the base's total. The profiles must have the same sample types.
 pub fn diff(profile: &Profile, base: &Profile, options: &Options) -> Result<Top, Error> {
-    let prep = prepare(profile, Some(base), options)?;
-    build_top(profile, prep, options)
+    // The header of pprof's merged profile (`combineHeaders`, profile first): the earlier
+    // time (0 wins, as in pprof), the sum of durations, the comments of both once, the
+    // first default sample type.
+    let mut merged = profile.clone();
+    let mut time = 0i64;
+    for t in [profile.time_nanos, base.time_nanos] {
+        if time == 0 || t < time {
+            time = t;
+        }
+    }
+    merged.time_nanos = time;
+    merged.duration_nanos = profile.duration_nanos.saturating_add(base.duration_nanos);
+    for c in &base.comments {
+        if !merged.comments.contains(c) {
+            merged.comments.push(c.clone());
+        }
+    }
+    if merged.default_sample_type.is_none() {
+        merged.default_sample_type = base.default_sample_type.clone();
+    }
+    let prep = prepare(&merged, Some(base), options)?;
+    build_top(&merged, prep, options)
 }
 
 /// A frame name as collapsed stacks carry it: `;` separates frames, so one inside a name
