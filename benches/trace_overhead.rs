@@ -1,6 +1,6 @@
-//! The cost of a span enter + exit with `profile::trace::layer()` in the subscriber, while
-//! a trace records and while none does, against the same subscriber without the layer
-//! (target while not tracing: within 5%).
+//! The cost of a span enter + exit with `profile::trace::layer()` or on
+//! `profile::trace::registry()`, while a trace records and while none does, against the
+//! same subscriber without them (target while not tracing: within 5%).
 //!
 //! ```text
 //! cargo bench --features trace --bench trace_overhead
@@ -12,18 +12,23 @@ use std::time::Instant;
 use tracing_subscriber::layer::SubscriberExt;
 
 const SPANS: u32 = 2_000_000;
-const ROUNDS: usize = 21;
+const ROUNDS: usize = 15;
+const SLICES: u32 = 20;
 
 /// ns per enter + exit of an existing span.
 fn enter_exit(dispatch: &tracing::Dispatch) -> f64 {
+    enter_exit_n(dispatch, SPANS)
+}
+
+fn enter_exit_n(dispatch: &tracing::Dispatch, spans: u32) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {
         let span = tracing::info_span!("work", n = 1);
         let start = Instant::now();
-        for i in 0..SPANS {
+        for i in 0..spans {
             let _e = span.enter();
             black_box(i);
         }
-        start.elapsed().as_nanos() as f64 / f64::from(SPANS)
+        start.elapsed().as_nanos() as f64 / f64::from(spans)
     })
 }
 
@@ -43,74 +48,148 @@ where
     tracing_subscriber::fmt::layer().with_writer(std::io::sink)
 }
 
+/// Per-round ratios of `a` to `b` (each measured once per round, back to back) and the
+/// medians of both times.
+struct Pair {
+    ratios: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair {
+            ratios: Vec::new(),
+            a: Vec::new(),
+            b: Vec::new(),
+        }
+    }
+
+    /// One round: `a` and `b` alternate in 20 slices of 100 000 enters+exits each, so a
+    /// slow stretch of the machine lands on both.
+    fn measure(&mut self, a: &tracing::Dispatch, b: &tracing::Dispatch) {
+        let (mut ta, mut tb) = (0.0, 0.0);
+        for _ in 0..SLICES {
+            ta += enter_exit_n(a, SPANS / SLICES);
+            tb += enter_exit_n(b, SPANS / SLICES);
+        }
+        let (ta, tb) = (ta / f64::from(SLICES), tb / f64::from(SLICES));
+        self.ratios.push(ta / tb);
+        self.a.push(ta);
+        self.b.push(tb);
+    }
+
+    fn print(self, what: &str, target: bool) {
+        let (a, b, r) = (median(self.a), median(self.b), median(self.ratios));
+        let mark = if target { "  (target <= 1.05x)" } else { "" };
+        println!("{what:58} {a:5.1} ns vs {b:5.1} ns: {r:.3}x{mark}");
+    }
+}
+
 fn main() {
-    let plain = tracing::Dispatch::new(tracing_subscriber::registry());
-    let ours = tracing::Dispatch::new(tracing_subscriber::registry().with(profile::trace::layer()));
-    let noop = tracing::Dispatch::new(tracing_subscriber::registry().with(Noop));
-    let fmt = tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_layer()));
-    let fmt_ours = tracing::Dispatch::new(
+    use profile::trace::{layer, registry};
+    use tracing::Dispatch;
+    let bare = Dispatch::new(tracing_subscriber::registry());
+    let noop = Dispatch::new(tracing_subscriber::registry().with(Noop));
+    let fmt = Dispatch::new(tracing_subscriber::registry().with(fmt_layer()));
+    let ours_layer = Dispatch::new(tracing_subscriber::registry().with(layer()));
+    let ours_layer_fmt = Dispatch::new(
         tracing_subscriber::registry()
             .with(fmt_layer())
-            .with(profile::trace::layer()),
+            .with(layer()),
     );
-    // Each round measures every subscriber once, back to back; ratios are taken within a
-    // round (so a slow moment of the machine hits both sides) and their median reported.
-    let (mut base, mut idle, mut noop_t, mut fmt_t, mut fmt_ours_t) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut r_idle, mut r_noop, mut r_ours_noop, mut r_fmt) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let ours_reg = Dispatch::new(registry());
+    let ours_reg_noop = Dispatch::new(registry().with(Noop));
+    let ours_reg_fmt = Dispatch::new(registry().with(fmt_layer()));
+    // Instruction counts (timing noise on a shared 2-core machine is about ±5% per pair):
+    // `TRACE_OVERHEAD_ONLY=NAME:N` runs N enters+exits on one subscriber and exits, for
+    // `valgrind --tool=callgrind`; the difference of two N gives instructions per
+    // enter+exit exactly (docs/performance.md has the commands).
+    if let Ok(only) = std::env::var("TRACE_OVERHEAD_ONLY") {
+        let (name, n) = only.split_once(':').expect("NAME:N");
+        let d = match name {
+            "bare" => &bare,
+            "noop" => &noop,
+            "fmt" => &fmt,
+            "layer" => &ours_layer,
+            "layer_fmt" => &ours_layer_fmt,
+            "registry" => &ours_reg,
+            "registry_noop" => &ours_reg_noop,
+            "registry_fmt" => &ours_reg_fmt,
+            other => panic!("unknown subscriber {other}"),
+        };
+        enter_exit_n(d, n.parse().expect("N"));
+        return;
+    }
+    let mut pairs: Vec<(&str, bool, Pair, &Dispatch, &Dispatch)> = vec![
+        (
+            "empty layer: registry+Noop / registry",
+            false,
+            Pair::new(),
+            &noop,
+            &bare,
+        ),
+        (
+            "trace::layer(): registry+ours / registry",
+            false,
+            Pair::new(),
+            &ours_layer,
+            &bare,
+        ),
+        (
+            "trace::layer(): registry+fmt+ours / registry+fmt",
+            true,
+            Pair::new(),
+            &ours_layer_fmt,
+            &fmt,
+        ),
+        (
+            "trace::registry(): ours / registry",
+            false,
+            Pair::new(),
+            &ours_reg,
+            &bare,
+        ),
+        (
+            "trace::registry(): ours+Noop / registry+Noop",
+            true,
+            Pair::new(),
+            &ours_reg_noop,
+            &noop,
+        ),
+        (
+            "trace::registry(): ours+fmt / registry+fmt",
+            true,
+            Pair::new(),
+            &ours_reg_fmt,
+            &fmt,
+        ),
+    ];
+    // Each round measures every pair once, back to back; ratios are taken within a round
+    // (so a slow moment of the machine hits both sides) and their median reported.
     for _ in 0..ROUNDS {
-        let b = enter_exit(&plain);
-        let i = enter_exit(&ours);
-        let n = enter_exit(&noop);
-        let f = enter_exit(&fmt);
-        let fo = enter_exit(&fmt_ours);
-        r_idle.push(i / b);
-        r_noop.push(n / b);
-        r_ours_noop.push(i / n);
-        r_fmt.push(fo / f);
-        base.push(b);
-        idle.push(i);
-        noop_t.push(n);
-        fmt_t.push(f);
-        fmt_ours_t.push(fo);
+        for (_, _, pair, a, b) in &mut pairs {
+            pair.measure(a, b);
+        }
     }
-    let (noop_t, fmt_t, fmt_ours_t) = (median(noop_t), median(fmt_t), median(fmt_ours_t));
-    println!(
-        "registry + a layer that does nothing:       {noop_t:6.1} ns  ({:.3}x of registry only)",
-        median(r_noop)
-    );
-    println!(
-        "registry + our layer vs + the empty layer:              ({:.3}x)",
-        median(r_ours_noop)
-    );
-    println!("registry + fmt layer (to a sink):           {fmt_t:6.1} ns");
-    println!(
-        "registry + fmt + profile::trace::layer():   {fmt_ours_t:6.1} ns  ({:.3}x of fmt alone; target <= 1.05x)",
-        median(r_fmt)
-    );
-    let tracer = profile::runtime::trace::start(None).unwrap();
-    let mut tracing_on = Vec::new();
-    for _ in 0..2 {
-        // 2 × 2 M spans = 8 M records: beyond the trace's limit, so part of this measures
-        // the dropping path; the first round is all recorded.
-        tracing_on.push(enter_exit(&ours));
+    println!("span enter+exit while not tracing, median of {ROUNDS} paired rounds:");
+    for (what, target, pair, _, _) in pairs {
+        pair.print(what, target);
     }
-    let trace = tracer.stop().unwrap();
-    let (base, idle) = (median(base), median(idle));
-    println!("span enter+exit, registry only:              {base:6.1} ns");
-    println!(
-        "with profile::trace::layer(), not tracing:  {idle:6.1} ns  ({:.3}x of registry only)",
-        median(r_idle)
-    );
-    println!(
-        "while tracing (recording):                  {:6.1} ns  ({} events kept, {} dropped at the limit)",
-        tracing_on[0],
-        trace.events(),
-        trace.dropped()
-    );
-    println!(
-        "while tracing, past the limit (dropping):   {:6.1} ns",
-        tracing_on[1]
-    );
+    for (what, d) in [
+        ("trace::layer()", &ours_layer),
+        ("trace::registry()", &ours_reg),
+    ] {
+        let tracer = profile::runtime::trace::start(None).unwrap();
+        // 2 × 2 M spans = 8 M records: beyond the trace's limit, so the second round
+        // measures the dropping path; the first is all recorded.
+        let recording = enter_exit(d);
+        let dropping = enter_exit(d);
+        let trace = tracer.stop().unwrap();
+        println!(
+            "while tracing with {what:18} recording {recording:6.1} ns, past the limit {dropping:6.1} ns ({} kept, {} dropped)",
+            trace.events(),
+            trace.dropped()
+        );
+    }
 }

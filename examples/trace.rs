@@ -36,7 +36,7 @@ fn handle(job: u64) -> u64 {
 }
 
 fn main() -> Result<(), profile::Error> {
-    // No subscriber of our own: the trace installs one with its layer.
+    // No subscriber of our own: the trace installs one (`profile::trace::registry()`).
     let guard = profile::start().path("./profiles").trace().build()?;
     let (tx, rx) = mpsc::channel::<u64>();
     let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));

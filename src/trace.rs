@@ -5,8 +5,9 @@
 //! ```no_run
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
-//! // With your own subscriber: add the layer (it records only while a trace runs).
-//! let subscriber = tracing_subscriber::registry().with(profile::trace::layer());
+//! // Build your subscriber on the recording registry (it records only while a trace
+//! // runs, and costs ~3% of an idle span enter+exit):
+//! let subscriber = profile::trace::registry().with(tracing_subscriber::fmt::layer());
 //! tracing::subscriber::set_global_default(subscriber).unwrap();
 //!
 //! let guard = profile::start().path("./profiles").trace().build()?;
@@ -15,11 +16,19 @@
 //! # Ok::<(), profile::Error>(())
 //! ```
 //!
-//! Without a global subscriber, starting a trace installs one (the registry with this
-//! layer) — for good, as `tracing` allows only one global subscriber, but the layer does
-//! nothing once the trace stops. With a global subscriber that lacks the layer, spans
-//! cannot be seen: the trace still has the threads and their CPU samples, and stderr says
-//! why spans are absent.
+//! Two ways in, same recording:
+//! - [`registry()`] in place of `tracing_subscriber::registry()`, under your layers. The
+//!   cheapest: outside a trace its enter and exit test a flag in the registry itself
+//!   before the registry's own work.
+//! - [`layer()`], added to a subscriber whose registry you do not build yourself
+//!   (`tracing_subscriber::fmt().finish().with(profile::trace::layer())`). A layer runs
+//!   after the registry, which costs a call frame per enter and exit: ~13% of an idle
+//!   enter+exit with a `fmt` layer (`docs/performance.md`).
+//!
+//! Without a global subscriber, starting a trace installs [`registry()`] — for good, as
+//! `tracing` allows only one global subscriber, but it does nothing once the trace stops.
+//! With a global subscriber that has neither, spans cannot be seen: the trace still has
+//! the threads and their CPU samples, and stderr says why spans are absent.
 //!
 //! # Format: Chrome trace-event JSON
 //!
@@ -50,7 +59,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::Error;
 
@@ -174,7 +183,8 @@ impl Visit for Collect<'_> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Layer;
 
-/// The layer, to add to your subscriber: `registry().with(profile::trace::layer())`.
+/// The layer, to add to a subscriber whose registry you do not build yourself; prefer
+/// [`registry()`] when you do.
 pub fn layer() -> Layer {
     Layer
 }
@@ -193,14 +203,14 @@ where
     #[inline]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if ACTIVE.load(Ordering::Relaxed) {
-            record_new_span(attrs, id, ctx);
+            record_new_span(attrs, ctx.span(id));
         }
     }
 
     #[inline]
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         if ACTIVE.load(Ordering::Relaxed) {
-            record_enter(id, ctx);
+            record_enter(id, ctx.span(id));
         }
     }
 
@@ -219,26 +229,224 @@ where
     }
 }
 
+/// A `tracing_subscriber` registry that records spans and events while a trace runs: use
+/// it where you would use `tracing_subscriber::registry()`, and add your layers to it as
+/// usual. The cheapest way in: outside a trace, an enter or exit costs one relaxed load
+/// and a branch *before* the registry's own work, so the call into the registry stays a
+/// tail call (a [`Layer`] runs after the registry and costs a call frame; see
+/// `docs/performance.md`).
+///
+/// ```no_run
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = profile::trace::registry().with(tracing_subscriber::fmt::layer());
+/// tracing::subscriber::set_global_default(subscriber).unwrap();
+/// ```
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// This registry's copy of `ACTIVE`: tested in `enter`/`exit` with one load relative
+    /// to `self` (a static is reached through the GOT, a load more). Set by `set_active`
+    /// through the dispatches in `REGISTRIES`.
+    active: OwnLine,
+    inner: tracing_subscriber::Registry,
+}
+
+/// The flag on a cache line of its own: sharing the first line of the registry made
+/// every idle enter+exit 8–22% slower under a `fmt` layer (`docs/performance.md`), for
+/// the same 6 extra instructions that cost 0–1.3% on a line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct OwnLine(AtomicBool);
+
+impl std::ops::Deref for OwnLine {
+    type Target = AtomicBool;
+
+    fn deref(&self) -> &AtomicBool {
+        &self.0
+    }
+}
+
+/// The dispatches holding a [`Registry`], weakly (pruned when their subscriber is gone).
+static REGISTRIES: Mutex<Vec<tracing_core::dispatcher::WeakDispatch>> = Mutex::new(Vec::new());
+
+/// Turns recording on or off: `ACTIVE` for the layer, and each live registry's flag.
+fn set_active(on: bool) {
+    let mut registries = REGISTRIES.lock();
+    ACTIVE.store(on, Ordering::Release);
+    registries.retain(|weak| match weak.upgrade() {
+        Some(dispatch) => {
+            if let Some(r) = dispatch.downcast_ref::<Registry>() {
+                r.active.store(on, Ordering::Release);
+            }
+            true
+        }
+        None => false,
+    });
+}
+
+/// The recording registry, to build your subscriber on: `profile::trace::registry()
+/// .with(fmt::layer())`.
+pub fn registry() -> Registry {
+    Registry::default()
+}
+
+impl Subscriber for Registry {
+    #[inline]
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        LAYER_REGISTERED.store(true, Ordering::Release);
+        {
+            // Under the lock, so a trace starting or stopping now is not missed.
+            let mut registries = REGISTRIES.lock();
+            registries.push(subscriber.downgrade());
+            self.active
+                .store(ACTIVE.load(Ordering::Acquire), Ordering::Release);
+        }
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    #[inline]
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    #[inline]
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    #[inline]
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.inner.max_level_hint()
+    }
+
+    #[inline]
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let id = self.inner.new_span(attrs);
+        if self.active.load(Ordering::Relaxed) {
+            record_new_span(attrs, self.inner.span(&id));
+        }
+        id
+    }
+
+    #[inline]
+    fn record(&self, span: &Id, values: &tracing::span::Record<'_>) {
+        self.inner.record(span, values);
+    }
+
+    #[inline]
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        self.inner.record_follows_from(span, follows);
+    }
+
+    #[inline]
+    fn event_enabled(&self, event: &Event<'_>) -> bool {
+        self.inner.event_enabled(event)
+    }
+
+    #[inline]
+    fn event(&self, event: &Event<'_>) {
+        if self.active.load(Ordering::Relaxed) {
+            record_event(event);
+        }
+        self.inner.event(event);
+    }
+
+    // Both paths end in a tail call into the registry; the recording path is a separate
+    // cold function, so the idle path needs no stack frame (no saved registers).
+    #[inline]
+    fn enter(&self, id: &Id) {
+        if self.active.load(Ordering::Relaxed) {
+            return self.enter_recording(id);
+        }
+        self.inner.enter(id);
+    }
+
+    #[inline]
+    fn exit(&self, id: &Id) {
+        if self.active.load(Ordering::Relaxed) {
+            return self.exit_recording(id);
+        }
+        self.inner.exit(id);
+    }
+
+    #[inline]
+    fn clone_span(&self, id: &Id) -> Id {
+        self.inner.clone_span(id)
+    }
+
+    #[inline]
+    fn try_close(&self, id: Id) -> bool {
+        self.inner.try_close(id)
+    }
+
+    #[inline]
+    fn current_span(&self) -> tracing_core::span::Current {
+        self.inner.current_span()
+    }
+
+    #[inline]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            return Some(std::ptr::from_ref(self).cast());
+        }
+        // SAFETY: forwarded with the caller's promise; layers find the inner
+        // `tracing_subscriber::Registry` this way (for its close guard).
+        unsafe { self.inner.downcast_raw(id) }
+    }
+}
+
+impl Registry {
+    #[cold]
+    #[inline(never)]
+    fn enter_recording(&self, id: &Id) {
+        record_enter(id, self.inner.span(id));
+        self.inner.enter(id);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn exit_recording(&self, id: &Id) {
+        record_exit(id);
+        self.inner.exit(id);
+    }
+}
+
+impl<'a> LookupSpan<'a> for Registry {
+    type Data = <tracing_subscriber::Registry as LookupSpan<'a>>::Data;
+
+    #[inline]
+    fn span_data(&'a self, id: &Id) -> Option<Self::Data> {
+        self.inner.span_data(id)
+    }
+
+    fn register_filter(&mut self) -> tracing_subscriber::filter::FilterId {
+        self.inner.register_filter()
+    }
+}
+
 #[cold]
 #[inline(never)]
-fn record_new_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>)
+fn record_new_span<R>(attrs: &Attributes<'_>, span: Option<SpanRef<'_, R>>)
 where
-    S: Subscriber + for<'a> LookupSpan<'a>,
+    R: for<'a> LookupSpan<'a>,
 {
     let mut fields = Vec::new();
     attrs.record(&mut Collect(&mut fields));
-    if let Some(span) = ctx.span(id) {
+    if let Some(span) = span {
         span.extensions_mut().insert(Fields(fields.into()));
     }
 }
 
 #[cold]
 #[inline(never)]
-fn record_enter<S>(id: &Id, ctx: Context<'_, S>)
+fn record_enter<R>(id: &Id, span: Option<SpanRef<'_, R>>)
 where
-    S: Subscriber + for<'a> LookupSpan<'a>,
+    R: for<'a> LookupSpan<'a>,
 {
-    let Some(span) = ctx.span(id) else { return };
+    let Some(span) = span else { return };
     let (name, target) = (span.name(), span.metadata().target());
     let fields = span
         .extensions()
@@ -334,14 +542,14 @@ pub fn start(cpu_hz: Option<u32>) -> Result<Tracer, Error> {
     }
     let claim = EXCLUSIVE.claim()?;
     if !tracing::dispatcher::has_been_set() {
-        use tracing_subscriber::layer::SubscriberExt;
-        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Layer));
+        let _ = tracing::subscriber::set_global_default(registry());
     }
     if !LAYER_REGISTERED.load(Ordering::Acquire) {
         eprintln!(
-            "profile: trace: the global tracing subscriber does not include profile::trace::layer(): \
-             spans and events are not recorded (threads and CPU samples are); add \
-             `.with(profile::trace::layer())` to your subscriber"
+            "profile: trace: the global tracing subscriber is not built on profile::trace::registry() \
+             and has no profile::trace::layer(): spans and events are not recorded (threads and \
+             CPU samples are); build it on `profile::trace::registry()` or add \
+             `.with(profile::trace::layer())`"
         );
     }
     BUFFERS.lock().clear();
@@ -363,7 +571,7 @@ pub fn start(cpu_hz: Option<u32>) -> Result<Tracer, Error> {
         },
         None => (None, None),
     };
-    ACTIVE.store(true, Ordering::Release);
+    set_active(true);
     Ok(Tracer {
         cpu,
         _cpu_claim: cpu_claim,
@@ -426,7 +634,7 @@ fn micros(nanos: u64) -> f64 {
 impl Tracer {
     /// Stops recording and returns the trace.
     pub fn stop(mut self) -> Result<Trace, Error> {
-        ACTIVE.store(false, Ordering::Release);
+        set_active(false);
         let elapsed = self.started.elapsed().as_nanos() as u64;
         let (samples, samples_dropped) = match self.cpu.take() {
             Some(s) => {
@@ -507,7 +715,7 @@ impl Tracer {
 
 impl Drop for Tracer {
     fn drop(&mut self) {
-        ACTIVE.store(false, Ordering::Release);
+        set_active(false);
         if let Some(s) = self.cpu.take() {
             s.discard();
         }

@@ -28,10 +28,34 @@ fn work(depth: u32) {
     }
 }
 
-#[test]
-fn nested_spans_on_three_threads_make_a_well_formed_trace() {
+/// One trace at a time per process: the tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `work(2)` on threads alpha, beta and gamma, each with `dispatch` as its default
+/// subscriber (None: the global one).
+fn on_three_threads(dispatch: Option<&tracing::Dispatch>) {
+    let threads: Vec<_> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|name| {
+            let d = dispatch.cloned();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || match d {
+                    Some(d) => tracing::dispatcher::with_default(&d, || work(2)),
+                    None => work(2),
+                })
+                .unwrap()
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// A guard's trace of `on_three_threads(dispatch)`, parsed.
+fn traced(dispatch: Option<&tracing::Dispatch>) -> Value {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    // No global subscriber in this process: the trace installs one with its layer.
     let guard = profile::start()
         .path(dir.path())
         .trace()
@@ -39,21 +63,43 @@ fn nested_spans_on_three_threads_make_a_well_formed_trace() {
         .no_shutdown_hook()
         .build()
         .unwrap();
-    let threads: Vec<_> = ["alpha", "beta", "gamma"]
-        .into_iter()
-        .map(|name| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(|| work(2))
-                .unwrap()
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    on_three_threads(dispatch);
     let path = guard.stop().unwrap();
     assert_eq!(path, dir.path().join("trace.json"));
-    let trace: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("JSON");
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("JSON")
+}
+
+#[test]
+fn nested_spans_on_three_threads_make_a_well_formed_trace() {
+    // The global subscriber: the one the trace installs when the program has none
+    // (`trace::registry()`), or another test's (also one of ours).
+    check(&traced(None));
+}
+
+#[test]
+fn the_layer_on_a_users_subscriber_records_the_same() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let d = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+            .with(profile::trace::layer()),
+    );
+    check(&traced(Some(&d)));
+}
+
+#[test]
+fn the_recording_registry_under_a_users_layers_records_the_same() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let d = tracing::Dispatch::new(
+        profile::trace::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+    );
+    check(&traced(Some(&d)));
+}
+
+/// Every begin has its end in order on each named thread, timestamps never go back,
+/// fields are there, CPU samples land in the work.
+fn check(trace: &Value) {
     let events = trace["traceEvents"].as_array().expect("traceEvents");
 
     let mut names: HashMap<i64, String> = HashMap::new();
