@@ -112,6 +112,14 @@ enum Command {
     },
 }
 
+/// An error without the library's `profile: ` / `profile: report: ` prefix (the command
+/// prints its own).
+fn msg(e: profile::Error) -> String {
+    let s = e.to_string();
+    let t = s.strip_prefix("profile: ").unwrap_or(&s);
+    t.strip_prefix("report: ").unwrap_or(t).to_owned()
+}
+
 fn load(path: &Path) -> Result<profile::Profile, String> {
     let mut bytes = Vec::new();
     let limit = report::MAX_DECODED_BYTES + 1;
@@ -121,7 +129,7 @@ fn load(path: &Path) -> Result<profile::Profile, String> {
         std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut bytes))
     };
     r.map_err(|e| format!("{}: {e}", path.display()))?;
-    report::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    report::read(&bytes).map_err(|e| format!("{}: {}", path.display(), msg(e)))
 }
 
 fn options(select: &Select, trim: Option<&Trim>) -> report::Options {
@@ -150,7 +158,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Top { select, trim, file } => {
             let p = load(&file)?;
-            let top = report::top(&p, &options(&select, Some(&trim))).map_err(|e| e.to_string())?;
+            let top = report::top(&p, &options(&select, Some(&trim))).map_err(msg)?;
             out(top.to_string().as_bytes())
         }
         Command::Diff {
@@ -160,8 +168,7 @@ fn run(cli: Cli) -> Result<(), String> {
             file,
         } => {
             let (p, b) = (load(&file)?, load(&base)?);
-            let top =
-                report::diff(&p, &b, &options(&select, Some(&trim))).map_err(|e| e.to_string())?;
+            let top = report::diff(&p, &b, &options(&select, Some(&trim))).map_err(msg)?;
             out(top.to_string().as_bytes())
         }
         Command::Flamegraph {
@@ -176,8 +183,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(t) = title {
                 flame = flame.title(t);
             }
-            let svg = report::flamegraph(&p, &options(&select, None), &flame)
-                .map_err(|e| e.to_string())?;
+            let svg = report::flamegraph(&p, &options(&select, None), &flame).map_err(msg)?;
             match output {
                 Some(path) => write_file(&path, &svg),
                 None => out(&svg),
@@ -185,14 +191,14 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Folded { select, file } => {
             let p = load(&file)?;
-            let f = report::folded(&p, &options(&select, None)).map_err(|e| e.to_string())?;
+            let f = report::folded(&p, &options(&select, None)).map_err(msg)?;
             out(f.as_bytes())
         }
         Command::Text { sample_index, file } => {
             let p = load(&file)?;
             let mut o = report::Options::default();
             o.sample_index = sample_index;
-            let t = report::text(&p, &o).map_err(|e| e.to_string())?;
+            let t = report::text(&p, &o).map_err(msg)?;
             out(t.as_bytes())
         }
     }
