@@ -80,4 +80,30 @@ c = zlib.compressobj(9, zlib.DEFLATED, 31)
 chunk = b"\0" * (1 << 20)
 bomb = b"".join(c.compress(chunk) for _ in range(300)) + c.flush()
 write("bomb-300MiB-of-zeros.pb.gz", bomb)
+# Memory amplifiers: small files that would take gigabytes once decoded.
+# 200 million frames in one packed stack (1.6 GB of u64s): 190 KB of gzip.
+N = 200_000_000
+c = zlib.compressobj(9, zlib.DEFLATED, 31)
+loc_key = varint((1 << 3) | 2) + varint(N)
+val = field(2, 2, varint(5))
+parts = [c.compress(value_type(1, 2) + varint((2 << 3) | 2) + varint(len(loc_key) + N + len(val)) + loc_key)]
+ones = b"\x01" * (1 << 20)
+left = N
+while left > 0:
+    n = min(left, len(ones))
+    parts.append(c.compress(ones[:n]))
+    left -= n
+parts.append(c.compress(val + location(1, 1) + function(1, 3) + STRINGS))
+parts.append(c.flush())
+write("amplify-200M-frame-stack.pb.gz", b"".join(parts))
+# One location with 100 000 inlined lines, named by 100 000 samples: 10^10 frames.
+lines = b"".join(field(4, 2, msg(field(1, 0, 1), field(2, 0, 7))) for _ in range(100_000))
+big_loc = field(LOCATION, 2, msg(field(1, 0, 1), lines))
+write("amplify-inlined-lines.pb.gz", gzip.compress(
+    msg(value_type(1, 2), b"".join(sample([1], [1]) for _ in range(100_000)), big_loc,
+        function(1, 3), STRINGS), mtime=0))
+# 3000 functions all named by one 1 MB string: 3 GB of copied names.
+write("amplify-shared-long-name.pb.gz", gzip.compress(
+    msg(value_type(1, 2), b"".join(function(i, 4) for i in range(1, 3001)),
+        string_table("", "samples", "count", "main", "x" * (1 << 20))), mtime=0))
 print("wrote", len(os.listdir(OUT)), "files")

@@ -5,6 +5,7 @@
 //! locations, locations to mappings and functions. The string table is built on encode
 //! (index 0 is always `""`, every string stored once) and resolved on decode.
 
+mod budget;
 pub(crate) mod builder;
 mod proto;
 #[cfg_attr(not(any(feature = "http", feature = "report")), allow(dead_code))] // debug=1 texts
@@ -330,6 +331,15 @@ impl Profile {
         if data.is_empty() {
             return Err(decode_error("empty input (no profile data)".into()));
         }
+        let needed = budget::decoded_size(data);
+        if needed > budget::MAX_MEMORY {
+            return Err(decode_error(format!(
+                "{} bytes of profile data would take about {needed} bytes of memory to \
+                 decode, more than the limit of {} (hostile input?)",
+                data.len(),
+                budget::MAX_MEMORY
+            )));
+        }
         let message =
             proto::Profile::decode(data).map_err(|e| decode_error(format!("bad protobuf: {e}")))?;
         let profile = Profile::from_proto(message).map_err(decode_error)?;
@@ -506,34 +516,43 @@ impl Profile {
         }
     }
 
-    fn from_proto(p: proto::Profile) -> Result<Profile, String> {
-        let table = &p.string_table;
+    fn from_proto(mut p: proto::Profile) -> Result<Profile, String> {
+        let table = std::mem::take(&mut p.string_table);
         if table.first().is_some_and(|s| !s.is_empty()) {
             return Err("string_table[0] is not the empty string".into());
         }
+        // Every reference copies its string: count the bytes, so a million references to
+        // one long string cannot take a terabyte.
+        let copied = std::cell::Cell::new(0u64);
         let s = |i: i64| -> Result<String, String> {
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| {
-                    if i == 0 && table.is_empty() {
-                        Some("")
-                    } else {
-                        table.get(i).map(String::as_str)
-                    }
-                })
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    format!(
-                        "string index {i} out of range (table has {} entries)",
-                        table.len()
-                    )
-                })
+            let found = usize::try_from(i).ok().and_then(|i| {
+                if i == 0 && table.is_empty() {
+                    Some("")
+                } else {
+                    table.get(i).map(String::as_str)
+                }
+            });
+            let Some(found) = found else {
+                return Err(format!(
+                    "string index {i} out of range (table has {} entries)",
+                    table.len()
+                ));
+            };
+            copied.set(copied.get() + found.len() as u64 + 24);
+            if copied.get() > budget::MAX_STRING_COPIES {
+                return Err(format!(
+                    "its strings, copied for every reference, would take more than {} bytes \
+                     (hostile input?)",
+                    budget::MAX_STRING_COPIES
+                ));
+            }
+            Ok(found.to_owned())
         };
         let vt = |v: &proto::ValueType| -> Result<ValueType, String> {
             Ok(ValueType::new(s(v.r#type)?, s(v.unit)?))
         };
         let mut samples = Vec::with_capacity(p.sample.len());
-        for x in &p.sample {
+        for x in std::mem::take(&mut p.sample) {
             let mut labels = Vec::with_capacity(x.label.len());
             for l in &x.label {
                 let value = if l.str != 0 {
@@ -550,8 +569,8 @@ impl Profile {
                 });
             }
             samples.push(Sample {
-                location_ids: x.location_id.clone(),
-                values: x.value.clone(),
+                location_ids: x.location_id,
+                values: x.value,
                 labels,
             });
         }

@@ -39,17 +39,42 @@ fn invalid(reason: impl Into<String>) -> Error {
 }
 
 /// Reads a profile: gzipped or raw protobuf, ours or Go's. Bad gzip, bad protobuf, ids or
-/// string indices that point nowhere, and input that inflates beyond
-/// [`MAX_DECODED_BYTES`] are errors ([`Error::Decode`]); memory stays bounded by that
-/// limit.
+/// string indices that point nowhere, input that inflates beyond [`MAX_DECODED_BYTES`],
+/// would take more than 1 GiB of memory once decoded, or has more than [`MAX_FRAMES`]
+/// frames in all are errors ([`Error::Decode`]), so memory stays bounded.
 pub fn read(bytes: &[u8]) -> Result<Profile, Error> {
     if bytes.len() as u64 > MAX_DECODED_BYTES {
         return Err(Error::Decode {
             reason: format!("input is larger than {MAX_DECODED_BYTES} bytes"),
         });
     }
-    Profile::decode(bytes)
+    let profile = Profile::decode(bytes)?;
+    // Reports walk every frame of every sample (inlined frames included): a location with
+    // many lines named by many samples multiplies. Bound the product.
+    let lines: HashMap<u64, u64> = profile
+        .locations
+        .iter()
+        .map(|l| (l.id, l.lines.len().max(1) as u64))
+        .collect();
+    let mut frames = 0u64;
+    for s in &profile.samples {
+        for id in &s.location_ids {
+            frames += lines.get(id).copied().unwrap_or(1);
+        }
+        if frames > MAX_FRAMES {
+            return Err(Error::Decode {
+                reason: format!(
+                    "its samples' stacks hold more than {MAX_FRAMES} frames in all (hostile input?)"
+                ),
+            });
+        }
+    }
+    Ok(profile)
 }
+
+/// The most frames (every sample's stack, inlined frames counted) a report reads: far
+/// above real profiles (100 000 samples of 40 frames are 4 million).
+pub const MAX_FRAMES: u64 = 32_000_000;
 
 /// What a report shows.
 #[derive(Debug, Clone)]
