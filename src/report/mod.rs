@@ -25,7 +25,7 @@ use std::fmt;
 use regex::Regex;
 
 use crate::Error;
-use crate::profile::{Location, Profile, Sample};
+use crate::profile::{Location, Profile};
 
 pub use crate::profile::MAX_DECODED_BYTES;
 
@@ -424,13 +424,27 @@ struct Prepared {
     filters: Vec<String>,
 }
 
-fn prepare(profile: &Profile, base: Option<&Profile>, o: &Options) -> Result<Prepared, Error> {
-    let filter = Filter::new(o)?;
-    let index = sample_index(profile, o.sample_index.as_deref())?;
-    let ty = profile.sample_types[index].clone();
-    let mut paths = graph::Paths::default();
+/// `profile` with pprof's `drop_frames` pruning applied (a copy only when it has any).
+fn pruned(profile: &Profile) -> Result<std::borrow::Cow<'_, Profile>, Error> {
+    if profile.drop_frames.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(profile));
+    }
     let mut p = profile.clone();
     prune(&mut p)?;
+    Ok(std::borrow::Cow::Owned(p))
+}
+
+/// The paths and totals of `profile` (minus `base`) for sample type `index`.
+fn prepare(
+    profile: &Profile,
+    base: Option<&Profile>,
+    index: usize,
+    o: &Options,
+) -> Result<Prepared, Error> {
+    let filter = Filter::new(o)?;
+    let ty = profile.sample_types[index].clone();
+    let mut paths = graph::Paths::default();
+    let p = pruned(profile)?;
     paths.add(&p, index, 1, &filter.classify(&p));
     // pprof computes the total before focus/ignore ("to get percentages on all samples"),
     // over every sample, with or without a stack.
@@ -449,8 +463,7 @@ fn prepare(profile: &Profile, base: Option<&Profile>, o: &Options) -> Result<Pre
                 describe_types(base)
             )));
         }
-        let mut b = base.clone();
-        prune(&mut b)?;
+        let b = pruned(base)?;
         paths.add(&b, index, -1, &filter.classify(&b));
         let base_total = sum(&b);
         if base_total > 0 {
@@ -633,7 +646,8 @@ fn build_top(profile: &Profile, prep: Prepared, o: &Options) -> Result<Top, Erro
 
 /// The `go tool pprof -top` table of `profile`.
 pub fn top(profile: &Profile, options: &Options) -> Result<Top, Error> {
-    let prep = prepare(profile, None, options)?;
+    let index = sample_index(profile, options.sample_index.as_deref())?;
+    let prep = prepare(profile, None, index, options)?;
     build_top(profile, prep, options)
 }
 
@@ -642,26 +656,31 @@ pub fn top(profile: &Profile, options: &Options) -> Result<Top, Error> {
 pub fn diff(profile: &Profile, base: &Profile, options: &Options) -> Result<Top, Error> {
     // The header of pprof's merged profile (`combineHeaders`, profile first): the earlier
     // time (0 wins, as in pprof), the sum of durations, the comments of both once, the
-    // first default sample type.
-    let mut merged = profile.clone();
-    let mut time = 0i64;
+    // first default sample type. Only the header: the samples stay where they are.
+    let mut header = Profile {
+        sample_types: profile.sample_types.clone(),
+        mappings: profile.mappings.iter().take(1).cloned().collect(),
+        comments: profile.comments.clone(),
+        duration_nanos: profile.duration_nanos.saturating_add(base.duration_nanos),
+        default_sample_type: profile
+            .default_sample_type
+            .clone()
+            .or_else(|| base.default_sample_type.clone()),
+        ..Profile::default()
+    };
     for t in [profile.time_nanos, base.time_nanos] {
-        if time == 0 || t < time {
-            time = t;
+        if header.time_nanos == 0 || t < header.time_nanos {
+            header.time_nanos = t;
         }
     }
-    merged.time_nanos = time;
-    merged.duration_nanos = profile.duration_nanos.saturating_add(base.duration_nanos);
     for c in &base.comments {
-        if !merged.comments.contains(c) {
-            merged.comments.push(c.clone());
+        if !header.comments.contains(c) {
+            header.comments.push(c.clone());
         }
     }
-    if merged.default_sample_type.is_none() {
-        merged.default_sample_type = base.default_sample_type.clone();
-    }
-    let prep = prepare(&merged, Some(base), options)?;
-    build_top(&merged, prep, options)
+    let index = sample_index(&header, options.sample_index.as_deref())?;
+    let prep = prepare(profile, Some(base), index, options)?;
+    build_top(&header, prep, options)
 }
 
 /// A frame name as collapsed stacks carry it: `;` separates frames, so one inside a name
@@ -674,7 +693,8 @@ pub fn folded_name(name: &str) -> String {
 /// input of flame graph tools (inferno, Brendan Gregg's flamegraph.pl, speedscope).
 /// Negative values (only in hand-made profiles) are left out.
 pub fn folded(profile: &Profile, options: &Options) -> Result<String, Error> {
-    let prep = prepare(profile, None, options)?;
+    let index = sample_index(profile, options.sample_index.as_deref())?;
+    let prep = prepare(profile, None, index, options)?;
     let mut stacks: HashMap<String, i64> = HashMap::new();
     for p in &prep.paths.paths {
         if p.value <= 0 || p.frames.is_empty() {
@@ -804,37 +824,6 @@ pub fn text(profile: &Profile, options: &Options) -> Result<String, Error> {
     };
     r.map_err(|e| invalid(format!("cannot write text: {e}")))?;
     Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Samples with their stacks as function names, root first: for tests and tools.
-pub fn stacks(profile: &Profile) -> Vec<(Vec<String>, &Sample)> {
-    let locations: HashMap<u64, &Location> = profile.locations.iter().map(|l| (l.id, l)).collect();
-    let functions: HashMap<u64, &str> = profile
-        .functions
-        .iter()
-        .map(|f| (f.id, f.name.as_str()))
-        .collect();
-    profile
-        .samples
-        .iter()
-        .map(|s| {
-            let mut names = Vec::new();
-            for id in s.location_ids.iter().rev() {
-                if let Some(l) = locations.get(id) {
-                    for line in l.lines.iter().rev() {
-                        names.push(
-                            functions
-                                .get(&line.function_id)
-                                .copied()
-                                .unwrap_or("")
-                                .to_owned(),
-                        );
-                    }
-                }
-            }
-            (names, s)
-        })
-        .collect()
 }
 
 #[cfg(test)]
