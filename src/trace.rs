@@ -297,6 +297,8 @@ impl Subscriber for Registry {
         {
             // Under the lock, so a trace starting or stopping now is not missed.
             let mut registries = REGISTRIES.lock();
+            // Dropped dispatches go, so a program making many keeps the list short.
+            registries.retain(|weak| weak.upgrade().is_some());
             registries.push(subscriber.downgrade());
             self.active
                 .store(ACTIVE.load(Ordering::Acquire), Ordering::Release);
