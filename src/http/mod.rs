@@ -230,14 +230,21 @@ impl Endpoints {
         name: &str,
         take: impl FnOnce(Duration, &dyn Fn() -> bool) -> Result<Profile, Response>,
     ) -> Response {
-        let seconds = match self.seconds(query.seconds, 30) {
-            Ok(s) => s,
-            Err(r) => return r,
-        };
-        match take(Duration::from_secs(seconds), cancelled) {
+        match self.timed_profile(query, cancelled, take) {
             Ok(p) => Response::profile(&p, name),
             Err(r) => r,
         }
+    }
+
+    /// A profile taken over `seconds` (default 30) by `take`.
+    fn timed_profile(
+        &self,
+        query: &Query,
+        cancelled: &dyn Fn() -> bool,
+        take: impl FnOnce(Duration, &dyn Fn() -> bool) -> Result<Profile, Response>,
+    ) -> Result<Profile, Response> {
+        let seconds = self.seconds(query.seconds, 30)?;
+        take(Duration::from_secs(seconds), cancelled)
     }
 
     /// `/trace?seconds=S`: an execution trace (JSON) of S seconds, S a positive number
@@ -305,25 +312,15 @@ impl Endpoints {
         if query.debug.is_some() {
             return Response::error(400, "debug is not supported for flame graphs");
         }
-        let inner_query = query
-            .seconds
-            .map(|s| format!("seconds={s}"))
-            .unwrap_or_default();
-        let inner = self.handle_cancellable(
-            &Request {
-                method: "GET",
-                path: &format!("/debug/pprof/{path}"),
-                query: &inner_query,
-                body: &[],
-            },
-            cancelled,
-        );
-        if inner.status != 200 {
-            return inner;
-        }
-        let profile = match Profile::decode(&inner.body) {
+        // Taken as the kind's own endpoint takes it: same caps, cancellation and errors.
+        let taken = match path {
+            "profile" => self.timed_profile(query, cancelled, cpu_profile),
+            "clock" => self.timed_profile(query, cancelled, clock_profile),
+            name => self.named_profile(name, query, cancelled).map(|(p, _)| p),
+        };
+        let profile = match taken {
             Ok(p) => p,
-            Err(e) => return Response::error(500, &format!("Could not read the profile: {e}")),
+            Err(r) => return r,
         };
         let options = crate::report::Options {
             sample_index: query.sample_index.map(str::to_owned),
@@ -362,75 +359,83 @@ impl Endpoints {
         if query.seconds.is_some() && debug != 0 {
             return Response::error(400, "seconds and debug params are incompatible");
         }
-        let snapshot = || -> Result<Profile, Error> {
-            match name {
-                "heap" => runtime::heap::profile(),
-                "allocs" => runtime::heap::allocs_profile(),
-                "block" => runtime::block::profile(),
-                "mutex" => runtime::mutex::profile(),
-                "goroutine" | "threads" => runtime::threads::profile(),
-                #[cfg(feature = "threadcreate")]
-                "threadcreate" => runtime::threadcreate::profile(),
-                _ => Err(Error::Unsupported {
-                    what: "thread-creation profiles without the `threadcreate` feature",
-                }),
-            }
-        };
-        let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
-        if query.seconds.is_some() {
-            if name == "goroutine" || name == "threads" {
-                return Response::error(400, "seconds is not supported for thread dumps");
-            }
-            let seconds = match self.seconds(query.seconds, 30) {
-                Ok(s) => s,
-                Err(r) => return r,
-            };
-            let start = match snapshot() {
-                Ok(p) => p,
-                Err(e) => return failed(e),
-            };
-            if !wait(Duration::from_secs(seconds), cancelled) {
-                return Response::error(499, "client went away");
-            }
-            return match snapshot() {
-                Ok(end) => Response::profile(&end.delta(&start), &format!("{name}-delta")),
-                Err(e) => failed(e),
+        if debug == 0 {
+            return match self.named_profile(name, query, cancelled) {
+                Ok((p, file)) => Response::profile(&p, &file),
+                Err(r) => r,
             };
         }
-        if (name == "goroutine" || name == "threads") && debug > 0 {
+        let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
+        let mut out = Vec::new();
+        let written = if name == "goroutine" || name == "threads" {
             let snap = match runtime::threads::snapshot() {
                 Ok(s) => s,
                 Err(e) => return failed(e),
             };
-            let mut out = Vec::new();
-            let written = if debug == 1 {
+            if debug == 1 {
                 snap.write_counts(&mut out)
             } else {
                 snap.write_dump(&mut out)
+            }
+        } else {
+            let p = match snapshot(name) {
+                Ok(p) => p,
+                Err(e) => return failed(e),
             };
-            return match written {
-                Ok(()) => Response::text(out),
-                Err(e) => failed(Error::io("response", e)),
-            };
-        }
-        let p = match snapshot() {
-            Ok(p) => p,
-            Err(e) => return failed(e),
-        };
-        if debug == 0 {
-            return Response::profile(&p, name);
-        }
-        let mut out = Vec::new();
-        let written = match name {
-            "heap" | "allocs" => text::write_heap(&p, &mut out),
-            "block" => text::write_contention(&p, false, &mut out),
-            "mutex" => text::write_contention(&p, true, &mut out),
-            _ => text::write_counts(&p, name, &mut out),
+            match name {
+                "heap" | "allocs" => text::write_heap(&p, &mut out),
+                "block" => text::write_contention(&p, false, &mut out),
+                "mutex" => text::write_contention(&p, true, &mut out),
+                _ => text::write_counts(&p, name, &mut out),
+            }
         };
         match written {
             Ok(()) => Response::text(out),
             Err(e) => failed(Error::io("response", e)),
         }
+    }
+
+    /// The profile `name` (a snapshot, or with `seconds` a delta over them) and the file
+    /// name to offer it as.
+    fn named_profile(
+        &self,
+        name: &str,
+        query: &Query,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(Profile, String), Response> {
+        let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
+        if query.seconds.is_none() {
+            return Ok((snapshot(name).map_err(failed)?, name.to_owned()));
+        }
+        if name == "goroutine" || name == "threads" {
+            return Err(Response::error(
+                400,
+                "seconds is not supported for thread dumps",
+            ));
+        }
+        let seconds = self.seconds(query.seconds, 30)?;
+        let start = snapshot(name).map_err(failed)?;
+        if !wait(Duration::from_secs(seconds), cancelled) {
+            return Err(Response::error(499, "client went away"));
+        }
+        let end = snapshot(name).map_err(failed)?;
+        Ok((end.delta(&start), format!("{name}-delta")))
+    }
+}
+
+/// The current profile of a snapshot kind.
+fn snapshot(name: &str) -> Result<Profile, Error> {
+    match name {
+        "heap" => runtime::heap::profile(),
+        "allocs" => runtime::heap::allocs_profile(),
+        "block" => runtime::block::profile(),
+        "mutex" => runtime::mutex::profile(),
+        "goroutine" | "threads" => runtime::threads::profile(),
+        #[cfg(feature = "threadcreate")]
+        "threadcreate" => runtime::threadcreate::profile(),
+        _ => Err(Error::Unsupported {
+            what: "thread-creation profiles without the `threadcreate` feature",
+        }),
     }
 }
 
