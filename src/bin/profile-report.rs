@@ -185,7 +185,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let svg = report::flamegraph(&p, &options(&select, None), &flame).map_err(msg)?;
             match output {
-                Some(path) => write_file(&path, &svg),
+                Some(path) => report::save(&path, &svg).map_err(msg),
                 None => out(&svg),
             }
         }
@@ -202,29 +202,6 @@ fn run(cli: Cli) -> Result<(), String> {
             out(t.as_bytes())
         }
     }
-}
-
-/// Writes completely or not at all: a temporary file beside `path`, then a rename.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    if path.is_dir() {
-        return Err(format!("{}: is a directory", path.display()));
-    }
-    let mut builder = tempfile::Builder::new();
-    // 0666 less the umask, as a file made by File::create (tempfile's default is 0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }
 
 fn main() -> ExitCode {

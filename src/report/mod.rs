@@ -29,6 +29,22 @@ use crate::profile::{Location, Profile};
 
 pub use crate::profile::MAX_DECODED_BYTES;
 
+/// Writes a report (an SVG, a table) to `path` completely or not at all: a temporary file
+/// beside it, then a rename; permissions as `File::create` gives them. Missing parent
+/// directories are created; a directory at `path` is an error.
+pub fn save(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    if path.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        ));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::output::prepare_dir(parent)?;
+    }
+    crate::output::write_atomic(path, |w| w.write_all(bytes))
+}
+
 /// pprof's default `-edgefraction`: lighter call edges do not count for `(inline)` labels.
 const EDGE_FRACTION: f64 = 0.001;
 
