@@ -57,6 +57,36 @@ pub struct Profile {
     pub default_sample_type: Option<String>,
 }
 
+/// A profile's locations, functions and mappings by id (built once per pass; ids that
+/// point nowhere are simply absent).
+pub(crate) struct Index<'a> {
+    pub(crate) locations: HashMap<u64, &'a Location>,
+    pub(crate) functions: HashMap<u64, &'a Function>,
+    #[cfg_attr(not(feature = "report"), allow(dead_code))] // reports name frames by object
+    pub(crate) mappings: HashMap<u64, &'a Mapping>,
+}
+
+impl<'a> Index<'a> {
+    pub(crate) fn new(p: &'a Profile) -> Index<'a> {
+        Index {
+            locations: p.locations.iter().map(|l| (l.id, l)).collect(),
+            functions: p.functions.iter().map(|f| (f.id, f)).collect(),
+            mappings: p.mappings.iter().map(|m| (m.id, m)).collect(),
+        }
+    }
+
+    /// The function names of these locations, leaf first, inlined frames expanded.
+    pub(crate) fn names(&self, location_ids: &[u64]) -> Vec<&'a str> {
+        location_ids
+            .iter()
+            .filter_map(|id| self.locations.get(id))
+            .flat_map(|loc| loc.lines.iter())
+            .filter_map(|line| self.functions.get(&line.function_id))
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+}
+
 /// A (type, unit) pair such as `cpu`/`nanoseconds`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ValueType {
@@ -211,16 +241,7 @@ impl Profile {
     ///
     /// Unknown ids are skipped; use this for reading, not for validation.
     pub fn stack_names<'a>(&'a self, sample: &Sample) -> Vec<&'a str> {
-        let locations: HashMap<u64, &Location> = self.locations.iter().map(|l| (l.id, l)).collect();
-        let functions: HashMap<u64, &Function> = self.functions.iter().map(|f| (f.id, f)).collect();
-        sample
-            .location_ids
-            .iter()
-            .filter_map(|id| locations.get(id))
-            .flat_map(|loc| loc.lines.iter())
-            .filter_map(|line| functions.get(&line.function_id))
-            .map(|f| f.name.as_str())
-            .collect()
+        Index::new(self).names(&sample.location_ids)
     }
 
     /// The change from `base` to this profile: what happened between two snapshots of a
@@ -236,14 +257,14 @@ impl Profile {
     /// time between the two.
     pub fn delta(&self, base: &Profile) -> Profile {
         type Key = (Vec<(u64, Vec<String>)>, Vec<Label>);
-        fn key(p: &Profile, locations: &HashMap<u64, &Location>, s: &Sample) -> Key {
+        fn key(ix: &Index<'_>, s: &Sample) -> Key {
             let frames = s
                 .location_ids
                 .iter()
                 .map(|id| {
-                    let address = locations.get(id).map_or(0, |l| l.address);
-                    let names = p
-                        .stack_names(&Sample::new(vec![*id], Vec::new()))
+                    let address = ix.locations.get(id).map_or(0, |l| l.address);
+                    let names = ix
+                        .names(std::slice::from_ref(id))
                         .into_iter()
                         .map(str::to_owned)
                         .collect();
@@ -253,22 +274,21 @@ impl Profile {
             (frames, s.labels.clone())
         }
         let base_types: Vec<&str> = base.sample_types.iter().map(|t| t.ty.as_str()).collect();
-        let base_locations: HashMap<u64, &Location> =
-            base.locations.iter().map(|l| (l.id, l)).collect();
+        let base_index = Index::new(base);
         let mut before: HashMap<Key, Vec<i64>> = HashMap::new();
         for s in &base.samples {
             let values = before
-                .entry(key(base, &base_locations, s))
+                .entry(key(&base_index, s))
                 .or_insert_with(|| vec![0; s.values.len()]);
             for (v, x) in values.iter_mut().zip(&s.values) {
                 *v += x;
             }
         }
-        let locations: HashMap<u64, &Location> = self.locations.iter().map(|l| (l.id, l)).collect();
+        let index = Index::new(self);
         let mut out = self.clone();
         out.samples.clear();
         for s in &self.samples {
-            let old = before.get(&key(self, &locations, s));
+            let old = before.get(&key(&index, s));
             let mut sample = s.clone();
             for (i, v) in sample.values.iter_mut().enumerate() {
                 let ty = self.sample_types.get(i).map_or("", |t| t.ty.as_str());

@@ -1,25 +1,9 @@
 //! Go's legacy text forms of profiles (`?debug=1` on `/debug/pprof/*`): one record per
 //! sample with its addresses, then one `#` line per frame.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
-use super::{Function, Location, Profile, Sample};
-
-/// Locations and functions by id.
-struct Index<'a> {
-    locations: HashMap<u64, &'a Location>,
-    functions: HashMap<u64, &'a Function>,
-}
-
-impl<'a> Index<'a> {
-    fn new(p: &'a Profile) -> Self {
-        Index {
-            locations: p.locations.iter().map(|l| (l.id, l)).collect(),
-            functions: p.functions.iter().map(|f| (f.id, f)).collect(),
-        }
-    }
-}
+use super::{Index, Profile, Sample};
 
 /// The addresses of a sample's stack, and one `#\t0xADDR\tfunction\tfile:line` line per
 /// frame (inlined frames share their address).

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::profile::{Location, Profile};
+use crate::profile::{Index, Location, Profile};
 
 /// One sample reduced to node indices (root first) and the chosen value.
 pub(crate) struct Path {
@@ -42,23 +42,12 @@ impl Paths {
     /// (false), as pprof's `FilterSamplesByName`; samples without locations never count.
     pub(crate) fn add(
         &mut self,
+        ix: &Index<'_>,
         profile: &Profile,
         value: usize,
         sign: i64,
         verdicts: &HashMap<u64, bool>,
     ) {
-        let locations: HashMap<u64, &Location> =
-            profile.locations.iter().map(|l| (l.id, l)).collect();
-        let functions: HashMap<u64, &str> = profile
-            .functions
-            .iter()
-            .map(|f| (f.id, f.name.as_str()))
-            .collect();
-        let mappings: HashMap<u64, &str> = profile
-            .mappings
-            .iter()
-            .map(|m| (m.id, m.filename.as_str()))
-            .collect();
         // Node indices of each location's frames, outermost (caller) first.
         let mut location_nodes: HashMap<u64, Vec<usize>> = HashMap::new();
         for s in &profile.samples {
@@ -74,7 +63,7 @@ impl Paths {
             let locs: Vec<&Location> = s
                 .location_ids
                 .iter()
-                .filter_map(|id| locations.get(id).copied())
+                .filter_map(|id| ix.locations.get(id).copied())
                 .collect();
             let mut focused = false;
             let mut ignored = false;
@@ -92,24 +81,27 @@ impl Paths {
             for l in locs.iter().rev() {
                 if let std::collections::hash_map::Entry::Vacant(entry) = location_nodes.entry(l.id)
                 {
-                    let mut nodes = Vec::with_capacity(l.lines.len().max(1));
-                    if l.lines.is_empty() {
-                        let obj = mappings.get(&l.mapping_id).copied().unwrap_or("");
-                        nodes.push(self.node(if obj.is_empty() {
-                            "<unknown>".to_owned()
-                        } else {
-                            format!("[{}]", base_name(obj))
-                        }));
-                    }
-                    for line in l.lines.iter().rev() {
-                        let name = functions.get(&line.function_id).copied().unwrap_or("");
-                        let obj = mappings.get(&l.mapping_id).copied().unwrap_or("");
-                        nodes.push(self.node(match (name, obj) {
+                    // pprof's printable name at function granularity: the function,
+                    // else `[object]`, else `<unknown>`.
+                    let object = ix.mappings.get(&l.mapping_id).map_or("", |m| &m.filename);
+                    let mut name_of = |function: &str| {
+                        self.node(match (function, object) {
                             ("", "") => "<unknown>".to_owned(),
-                            ("", obj) => format!("[{}]", base_name(obj)),
-                            (name, _) => name.to_owned(),
-                        }));
-                    }
+                            ("", object) => format!("[{}]", base_name(object)),
+                            (function, _) => function.to_owned(),
+                        })
+                    };
+                    let nodes: Vec<usize> = if l.lines.is_empty() {
+                        vec![name_of("")]
+                    } else {
+                        l.lines
+                            .iter()
+                            .rev()
+                            .map(|line| {
+                                name_of(ix.functions.get(&line.function_id).map_or("", |f| &f.name))
+                            })
+                            .collect()
+                    };
                     entry.insert(nodes);
                 }
                 let nodes = &location_nodes[&l.id];

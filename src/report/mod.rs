@@ -25,7 +25,7 @@ use std::fmt;
 use regex::Regex;
 
 use crate::Error;
-use crate::profile::{Location, Profile};
+use crate::profile::{Index, Location, Profile};
 
 pub use crate::profile::MAX_DECODED_BYTES;
 
@@ -295,25 +295,16 @@ impl Filter {
 
     /// Each location's verdict: `Some(false)` ignored, `Some(true)` focused, `None`
     /// neither (pprof's `focusOrIgnore` map).
-    fn classify(&self, p: &Profile) -> HashMap<u64, bool> {
-        let functions: HashMap<u64, (&str, &str)> = p
-            .functions
-            .iter()
-            .map(|f| (f.id, (f.name.as_str(), f.filename.as_str())))
-            .collect();
-        let mappings: HashMap<u64, &str> = p
-            .mappings
-            .iter()
-            .map(|m| (m.id, m.filename.as_str()))
-            .collect();
+    fn classify(&self, ix: &Index<'_>, p: &Profile) -> HashMap<u64, bool> {
         let matches = |re: &Regex, l: &Location| {
             l.lines.iter().any(|line| {
-                functions
+                ix.functions
                     .get(&line.function_id)
-                    .is_some_and(|(name, file)| re.is_match(name) || re.is_match(file))
-            }) || mappings
+                    .is_some_and(|f| re.is_match(&f.name) || re.is_match(&f.filename))
+            }) || ix
+                .mappings
                 .get(&l.mapping_id)
-                .is_some_and(|file| re.is_match(file))
+                .is_some_and(|m| re.is_match(&m.filename))
         };
         let mut verdicts = HashMap::with_capacity(p.locations.len());
         for l in &p.locations {
@@ -461,7 +452,8 @@ fn prepare(
     let ty = profile.sample_types[index].clone();
     let mut paths = graph::Paths::default();
     let p = pruned(profile)?;
-    paths.add(&p, index, 1, &filter.classify(&p));
+    let ix = Index::new(&p);
+    paths.add(&ix, &p, index, 1, &filter.classify(&ix, &p));
     // pprof computes the total before focus/ignore ("to get percentages on all samples"),
     // over every sample, with or without a stack.
     let sum = |p: &Profile| {
@@ -480,7 +472,8 @@ fn prepare(
             )));
         }
         let b = pruned(base)?;
-        paths.add(&b, index, -1, &filter.classify(&b));
+        let ix = Index::new(&b);
+        paths.add(&ix, &b, index, -1, &filter.classify(&ix, &b));
         let base_total = sum(&b);
         if base_total > 0 {
             total = base_total;
