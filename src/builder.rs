@@ -621,7 +621,10 @@ impl<M: sealed::ModeImpl> Builder<M> {
         let kind = self.mode.kind();
         match &self.options.output {
             Output::TempDir => {}
-            Output::Dir(dir) => crate::output::prepare_dir(dir)?,
+            Output::Dir(dir) => {
+                crate::output::prepare_dir(dir)?;
+                crate::output::prepare_target_in(dir, kind.file_name())?;
+            }
             Output::File(file) => crate::output::prepare_file(file)?,
         }
         guard::activate(kind, &self.options, || self.mode.start())

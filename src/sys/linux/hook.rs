@@ -64,6 +64,9 @@ extern "C" fn on_signal(signal: libc::c_int) {
             // A second delivery while the first is still being handled: the user insists.
             // With the default disposition behind us, die now without writing.
             if PREVIOUS_WAS_DEFAULT[i].load(Ordering::SeqCst) {
+                // The profile being written will not be finished: remove its temp file
+                // rather than leave a complete-looking `.cpu.pb.gz.XXXXXX.tmp` behind.
+                crate::output::inflight::unlink_all();
                 // SAFETY: signal() and raise() are async-signal-safe. The signal is blocked
                 // while this handler runs, so it is delivered (and kills the process) when
                 // the handler returns.
