@@ -90,6 +90,21 @@ pub enum Error {
         mode: ProfileKind,
     },
 
+    /// A guard or profiler started by one process was stopped in a `fork()` child of it.
+    /// The child has none of the parent's profiler threads or timers and the profile is
+    /// the parent's (which writes it when it stops): the child writes nothing.
+    #[error(
+        "profile: the {mode} profile was started by process {parent}; its fork child {child} cannot stop it, so nothing was written (the parent's profile is unaffected)"
+    )]
+    ForkedChild {
+        /// The kind of profile.
+        mode: ProfileKind,
+        /// The process that started it.
+        parent: u32,
+        /// The process that tried to stop it.
+        child: u32,
+    },
+
     /// An environment variable that selects profiling has a value that does not parse.
     #[error(
         "profile: {variable}={value:?}: {reason}; expected MODE[,option...], e.g. \"cpu\" or \"mem,path=./profiles,rate=4096\" (modes: {modes}; options: path=DIR, file=FILE, rate=BYTES, hz=N, quiet, no_shutdown_hook)"

@@ -35,6 +35,8 @@ enum State {
 
 struct Session {
     kind: ProfileKind,
+    /// The process that started it: a `fork()` child must not stop the parent's profiler.
+    pid: u32,
     path: PathBuf,
     quiet: bool,
     hook: bool,
@@ -52,6 +54,16 @@ impl Session {
     fn complete(&self, keep: bool) -> Result<PathBuf, Error> {
         let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Written(None)) {
+            State::Running(profiler) if self.pid != std::process::id() => {
+                // A fork child: the profiler's threads and timers are the parent's, and
+                // so is the file. Touch nothing of it.
+                std::mem::forget(profiler);
+                Err(Error::ForkedChild {
+                    mode: self.kind,
+                    parent: self.pid,
+                    child: std::process::id(),
+                })
+            }
             State::Running(profiler) => {
                 let result = profiler.finish().and_then(|finished| {
                     match finished {
@@ -118,6 +130,7 @@ pub(crate) fn activate(
     }
     let session = Arc::new(Session {
         kind,
+        pid: std::process::id(),
         path,
         quiet: options.quiet,
         hook: options.shutdown_hook,

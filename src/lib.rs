@@ -137,7 +137,32 @@
 //! - Files are written completely or not at all: a temp file beside the target, synced,
 //!   then renamed over it. An earlier profile at that path stays until the new one is whole.
 //! - Without `.path()` or `.file()`, profiles go to a fresh directory `profile*` under the
-//!   system temp directory, kept after exit (as pkg/profile does).
+//!   system temp directory, kept after exit (as pkg/profile does). That directory is
+//!   private (0700): a profile holds the command line, code paths and labels. Files get
+//!   0666 less the umask, as `File::create` gives, wherever they go.
+//! - The target must be new, a regular file, or a link to one: a device (`/dev/null`),
+//!   FIFO or socket there is refused with [`Error::Io`] (a rename would replace the node
+//!   itself). Empty names, NUL bytes and names too long for the temp name (the name plus
+//!   12 bytes must fit the file system's limit, 255 on Linux) fail at [`Builder::build`].
+//!
+//! # `fork()`
+//!
+//! A forked child (daemonizing, pre-fork workers, `pre_exec`) never hangs on the
+//! profiler's locks: the heap sampler's, the contention tables' and thread creation's are
+//! held by the forking thread across the fork (`pthread_atfork`), and the symbolizer and
+//! stack-capture locks, if another thread held them, are reset in the child. What a child
+//! inherits:
+//!
+//! - Heap sampling, at the parent's rate; its heap profile includes the sampled objects it
+//!   inherited (they are in its heap too). Mutex/block recording likewise.
+//! - No CPU or clock sampling: timers and the sampler threads are not inherited. Stopping
+//!   an inherited guard or [`runtime`] CPU/clock profiler in the child returns
+//!   [`Error::ForkedChild`] and writes nothing; the parent's profile is unaffected.
+//! - The shutdown hook's dispositions are put back in the child (SIGINT/SIGTERM act as
+//!   before the guard), since the hook's thread is the parent's.
+//! - Thread dumps and profiles written in the child work (its own threads).
+//!
+//! Locks inside `parking_lot` itself (its parking table) are outside this crate's reach.
 //!
 //! # The shutdown hook
 //!
@@ -145,7 +170,8 @@
 //! profile and write it completely; then the signal is delivered again to the disposition
 //! that was there before, so a default-disposition process ends as the signal would have
 //! ended it (exit status 130 or 143, not 0), and an application's own handler runs as
-//! usual. A second Ctrl-C while the profile is being written ends the process at once. A
+//! usual. A second Ctrl-C while the profile is being written ends the process at once,
+//! removing the temp file of the write in progress (no `.cpu.pb.gz.XXXXXX.tmp` is left). A
 //! signal whose disposition is "ignore" (`nohup`) is left alone. The hook is removed when
 //! the guard stops; a handler the application installed meanwhile is not clobbered. The
 //! signal handler only wakes a thread (`profile-signal`); all work happens there.

@@ -145,7 +145,11 @@ fn describe(t: &fs::FileType) -> &'static str {
             return "a socket";
         }
     }
-    if t.is_dir() { "a directory" } else { "not a file" }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
 }
 
 fn parent_of(file: &Path) -> &Path {
@@ -301,12 +305,10 @@ pub(crate) mod inflight {
     /// claimed (UNLINKING) stays claimed: `publish` only takes FREE slots, so its buffer
     /// never changes under the handler, and the process is ending anyway.
     pub(crate) fn clear(i: usize) {
-        let _ = TABLE[i].state.compare_exchange(
-            PUBLISHED,
-            FREE,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        let _ =
+            TABLE[i]
+                .state
+                .compare_exchange(PUBLISHED, FREE, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// Removes every published temp file. Async-signal-safe; the slots stay claimed (the
@@ -332,12 +334,9 @@ pub(crate) mod inflight {
     #[cfg(test)]
     pub(crate) fn reset_for_test() {
         for slot in &TABLE {
-            let _ = slot.state.compare_exchange(
-                UNLINKING,
-                FREE,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ =
+                slot.state
+                    .compare_exchange(UNLINKING, FREE, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 }
@@ -370,7 +369,11 @@ mod tests {
         let dev = Path::new("/dev/null");
         let before = fs::metadata(dev).unwrap();
         let err = write_atomic(dev, |w| w.write_all(b"x")).unwrap_err();
-        assert!(err.to_string().contains("not a regular file (a character device)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("not a regular file (a character device)"),
+            "{err}"
+        );
         let err = prepare_file(dev).unwrap_err();
         assert!(err.to_string().contains("/dev/null"), "{err}");
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -395,7 +398,12 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link2).unwrap();
         write_atomic(&link2, |w| w.write_all(b"new")).unwrap();
         assert_eq!(fs::read(&real).unwrap(), b"new");
-        assert!(fs::symlink_metadata(&link2).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link2)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]
@@ -411,7 +419,11 @@ mod tests {
         }
         // 240 bytes: the temp name (12 more) still fits in 255.
         prepare_file(&dir.path().join("x".repeat(240))).unwrap();
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "probe left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "probe left behind"
+        );
     }
 
     #[cfg(unix)]

@@ -371,6 +371,37 @@ impl Tables {
     }
 }
 
+/// `fork()`: the forking thread holds the lock across the fork, so the tables are
+/// consistent on both sides and the child's lock is free (see `sys::fork`). A child keeps
+/// sampling at the parent's rate, and its heap profile keeps the sampled objects it
+/// inherited (they are in its heap too).
+static FORK_HANDLERS: crate::sys::fork::Handlers = crate::sys::fork::Handlers {
+    prepare: fork_prepare,
+    parent: fork_release,
+    child: fork_release,
+};
+
+thread_local! {
+    /// `IN_PROFILER` as it was before `fork_prepare` set it.
+    static FORK_WAS_IN_PROFILER: Cell<bool> = const { Cell::new(false) };
+}
+
+fn fork_prepare() {
+    // Allocations by later prepare handlers on this thread pass through unrecorded,
+    // rather than wait for the lock this thread holds.
+    FORK_WAS_IN_PROFILER.set(IN_PROFILER.replace(true));
+    if let Some(t) = TABLES.get() {
+        std::mem::forget(t.lock());
+    }
+}
+
+fn fork_release() {
+    if let Some(t) = TABLES.get() {
+        t.lock.store(false, Ordering::Release);
+    }
+    IN_PROFILER.set(FORK_WAS_IN_PROFILER.get());
+}
+
 /// A zeroed slice for the process's lifetime whose pages become resident only when
 /// touched: an anonymous mapping on Linux (calloc would often come from the heap and
 /// write every byte), zeroed memory from the system allocator elsewhere.
@@ -672,9 +703,13 @@ pub(crate) fn set_rate(rate: usize) -> usize {
         return previous;
     }
     let tables = unrecorded(|| {
-        TABLES.get_or_init(|| Tables {
-            lock: AtomicBool::new(false),
-            inner: UnsafeCell::new(Inner::new()),
+        TABLES.get_or_init(|| {
+            // A fork while another thread holds the lock would leave it held in the child.
+            let _ = crate::sys::fork::register(crate::sys::fork::Slot::Heap, &FORK_HANDLERS);
+            Tables {
+                lock: AtomicBool::new(false),
+                inner: UnsafeCell::new(Inner::new()),
+            }
         })
     });
     // List the loaded objects again if any were loaded or unloaded since the last time

@@ -46,6 +46,7 @@ pub fn start(hz: u32) -> Result<ClockProfiler, Error> {
     let claim = EXCLUSIVE.claim()?;
     Ok(ClockProfiler {
         sampler: Some(sys::clock::Sampler::start(hz)?),
+        pid: std::process::id(),
         hz,
         _claim: claim,
     })
@@ -56,6 +57,8 @@ pub fn start(hz: u32) -> Result<ClockProfiler, Error> {
 #[must_use = "dropping a ClockProfiler stops it and discards its samples; call .stop()"]
 pub struct ClockProfiler {
     sampler: Option<sys::clock::Sampler>,
+    /// The process that started it (a fork child must not stop the parent's sampler).
+    pid: u32,
     hz: u32,
     /// Last: released after the sampler stopped.
     _claim: Claim,
@@ -76,7 +79,18 @@ impl ClockProfiler {
     }
 
     /// Stops sampling and returns the symbolized profile.
+    ///
+    /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the
+    /// sampler's threads and timers are the parent's; nothing of them is touched).
     pub fn stop(mut self) -> Result<Profile, Error> {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.sampler.take());
+            return Err(Error::ForkedChild {
+                mode: ProfileKind::Clock,
+                parent: self.pid,
+                child: std::process::id(),
+            });
+        }
         // The claim is released when `self` drops, after the sampler has stopped.
         match self.sampler.take() {
             Some(s) => s.stop(),
@@ -88,6 +102,11 @@ impl ClockProfiler {
 impl Drop for ClockProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
+            if self.pid != std::process::id() {
+                // A fork child: the sampler's threads are not here to stop.
+                std::mem::forget(s);
+                return;
+            }
             s.discard();
         }
     }

@@ -60,6 +60,7 @@ pub fn start(hz: u32) -> Result<CpuProfiler, Error> {
     let claim = EXCLUSIVE.claim()?;
     Ok(CpuProfiler {
         sampler: Some(sys::cpu::Sampler::start(hz)?),
+        pid: std::process::id(),
         hz,
         _claim: claim,
     })
@@ -70,6 +71,8 @@ pub fn start(hz: u32) -> Result<CpuProfiler, Error> {
 #[must_use = "dropping a CpuProfiler stops it and discards its samples; call .stop()"]
 pub struct CpuProfiler {
     sampler: Option<sys::cpu::Sampler>,
+    /// The process that started it (a fork child must not stop the parent's sampler).
+    pid: u32,
     hz: u32,
     /// Last: released after the sampler stopped.
     _claim: Claim,
@@ -136,7 +139,18 @@ impl CpuProfiler {
     }
 
     /// Stops sampling and returns the symbolized profile.
+    ///
+    /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the
+    /// sampler's threads and timers are the parent's; nothing of them is touched).
     pub fn stop(mut self) -> Result<Profile, Error> {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.sampler.take());
+            return Err(Error::ForkedChild {
+                mode: ProfileKind::Cpu,
+                parent: self.pid,
+                child: std::process::id(),
+            });
+        }
         // Always Some: only `stop` (which takes `self`) and `drop` take it. The claim is
         // released when `self` drops, after the sampler has stopped.
         match self.sampler.take() {
@@ -149,6 +163,11 @@ impl CpuProfiler {
 impl Drop for CpuProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
+            if self.pid != std::process::id() {
+                // A fork child: the sampler's threads are not here to stop.
+                std::mem::forget(s);
+                return;
+            }
             s.discard();
         }
     }

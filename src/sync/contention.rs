@@ -34,7 +34,31 @@ const MAX_DEPTH: usize = crate::heap::sampler::MAX_DEPTH;
 static UNWINDER: parking_lot::Mutex<Option<crate::heap::sampler::Unwinder>> =
     parking_lot::Mutex::new(None);
 
+/// `fork()`: the forking thread holds the unwinder and both tables across the fork (in
+/// that order, the order `record` takes them), so a child's contended locks never wait
+/// for a thread that does not exist there (see `sys::fork`).
+static FORK_HANDLERS: crate::sys::fork::Handlers = crate::sys::fork::Handlers {
+    prepare: || {
+        std::mem::forget(UNWINDER.lock());
+        std::mem::forget(table(Which::Mutex).lock());
+        std::mem::forget(table(Which::Block).lock());
+    },
+    parent: fork_release,
+    child: fork_release,
+};
+
+fn fork_release() {
+    // SAFETY: `prepare` locked all three on this thread and forgot the guards; this
+    // releases exactly those locks, in reverse order.
+    unsafe {
+        table(Which::Block).force_unlock(lock_api::GuardNoSend::new());
+        table(Which::Mutex).force_unlock(lock_api::GuardNoSend::new());
+        UNWINDER.force_unlock(lock_api::GuardNoSend::new());
+    }
+}
+
 fn refresh_unwinder() {
+    let _ = crate::sys::fork::register(crate::sys::fork::Slot::Contention, &FORK_HANDLERS);
     let mut u = UNWINDER.lock();
     if !u.as_ref().is_some_and(|u| u.is_current()) {
         *u = Some(crate::heap::sampler::Unwinder::new());

@@ -62,6 +62,31 @@ pub(crate) mod cpu {
     }
 }
 
+/// `fork()` handlers: nothing to register where nothing is profiled.
+pub(crate) mod fork {
+    /// One kind's handlers (unused here).
+    pub(crate) struct Handlers {
+        pub prepare: fn(),
+        pub parent: fn(),
+        pub child: fn(),
+    }
+
+    /// Where a kind's handlers go.
+    #[derive(Clone, Copy)]
+    pub(crate) enum Slot {
+        Symbolizer,
+        Capture,
+        Hook,
+        Contention,
+        ThreadCreate,
+        Heap,
+    }
+
+    pub(crate) fn register(_slot: Slot, _handlers: &'static Handlers) -> Result<(), i32> {
+        Ok(())
+    }
+}
+
 /// The shutdown hook.
 pub(crate) mod hook {
     use crate::Error;

@@ -284,6 +284,21 @@ pub(crate) struct Capturer {
     pid: i32,
 }
 
+/// `fork()`: a child whose parent was capturing at the fork finds CORE held by a thread
+/// it does not have, and maybe a request in flight to a thread that is gone. It frees
+/// the core and sets the phase to IDLE (the slot is rewritten by the next request; a
+/// walker half-replaced at the fork is abandoned by re-reading the objects).
+static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
+    prepare: super::fork::nothing,
+    parent: super::fork::nothing,
+    child: || {
+        if super::fork::release_in_child(&CORE) {
+            let state = STATE.load(Ordering::Relaxed);
+            STATE.store((state & !3).wrapping_add(4) | IDLE, Ordering::Release);
+        }
+    },
+};
+
 impl Capturer {
     /// Installs the handler if needed and waits for other requesters to finish. The
     /// caller should [`refresh`](Capturer::refresh) after listing the threads it will ask
@@ -295,6 +310,7 @@ impl Capturer {
             });
         }
         let signal = install()?;
+        let _ = super::fork::register(super::fork::Slot::Capture, &FORK_HANDLERS);
         let core = CORE.lock();
         let shared = SLOT.get_or_init(|| Shared(UnsafeCell::new(Slot::new())));
         Ok(Capturer {

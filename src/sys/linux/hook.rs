@@ -50,6 +50,53 @@ static PREVIOUS_WAS_DEFAULT: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBo
 /// Dispositions we replaced, to restore. Only ever locked on ordinary threads.
 static INSTALLED: Mutex<Vec<(Signal, SigAction)>> = Mutex::new(Vec::new());
 
+/// The replaced dispositions again, readable without a lock by the `fork` child handler:
+/// `SAVED_VALID[i]` is set (release) after `SAVED[i]` is written, cleared before.
+struct Saved(std::cell::UnsafeCell<[libc::sigaction; 2]>);
+// SAFETY: written only under INSTALLED's lock while SAVED_VALID[i] is false; read only
+// while it is true (acquire), by the fork child handler on the child's one thread.
+unsafe impl Sync for Saved {}
+// SAFETY: sigaction is plain data; all-zero is a valid (SIG_DFL) value.
+static SAVED: Saved = Saved(std::cell::UnsafeCell::new(unsafe { std::mem::zeroed() }));
+static SAVED_VALID: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// `fork()`: a child has no `profile-signal` worker, so our handler would swallow its
+/// SIGINT/SIGTERM (the byte goes to a pipe nobody reads). The child gets the dispositions
+/// that were there before the hook; the parent's guard stays the parent's to write.
+static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
+    prepare: super::fork::nothing,
+    parent: super::fork::nothing,
+    child: restore_in_child,
+};
+
+fn restore_in_child() {
+    for (i, &signal) in SIGNALS.iter().enumerate() {
+        if !SAVED_VALID[i].load(Ordering::Acquire) {
+            continue;
+        }
+        let ours = current(signal).is_ok_and(|now| now.sa_sigaction == handler_address());
+        if ours {
+            // SAFETY: SAVED_VALID[i] says SAVED[i] holds the disposition we replaced;
+            // sigaction is async-signal-safe.
+            unsafe {
+                libc::sigaction(
+                    signal as libc::c_int,
+                    &(*SAVED.0.get())[i],
+                    std::ptr::null_mut(),
+                );
+            }
+        }
+        PENDING[i].store(false, Ordering::SeqCst);
+    }
+    if super::fork::release_in_child(&INSTALLED)
+        && let Some(mut installed) = INSTALLED.try_lock()
+    {
+        std::mem::forget(std::mem::take(&mut *installed));
+    } else if let Some(mut installed) = INSTALLED.try_lock() {
+        installed.clear();
+    }
+}
+
 fn slot(signal: libc::c_int) -> Option<usize> {
     SIGNALS.iter().position(|s| *s as libc::c_int == signal)
 }
@@ -171,6 +218,7 @@ fn current(signal: Signal) -> Result<libc::sigaction, Error> {
 /// process started under `nohup`) is left alone.
 pub(crate) fn install() -> Result<(), Error> {
     ensure_worker()?;
+    let _ = super::fork::register(super::fork::Slot::Hook, &FORK_HANDLERS);
     let mut installed = INSTALLED.lock();
     if !installed.is_empty() {
         return Ok(());
@@ -187,9 +235,16 @@ pub(crate) fn install() -> Result<(), Error> {
             SaFlags::SA_RESTART,
             SigSet::empty(),
         );
+        SAVED_VALID[i].store(false, Ordering::Release);
         // SAFETY: on_signal only does async-signal-safe work (see the layering rule).
         match unsafe { sigaction(signal, &action) } {
-            Ok(previous) => installed.push((signal, previous)),
+            Ok(previous) => {
+                // SAFETY: SAVED_VALID[i] is false and we hold INSTALLED's lock: no reader. `now`
+                // is the disposition just replaced (queried above, under the same lock).
+                unsafe { (*SAVED.0.get())[i] = now };
+                SAVED_VALID[i].store(true, Ordering::Release);
+                installed.push((signal, previous));
+            }
             Err(e) => {
                 let err = Error::Signal {
                     signal: signal as i32,
@@ -208,6 +263,9 @@ pub(crate) fn install() -> Result<(), Error> {
 /// someone else since we installed ours (theirs is not clobbered).
 pub(crate) fn remove() {
     let mut installed = INSTALLED.lock();
+    for valid in &SAVED_VALID {
+        valid.store(false, Ordering::Release);
+    }
     for (signal, previous) in installed.drain(..) {
         let still_ours = current(signal)
             .map(|now| now.sa_sigaction == handler_address())

@@ -6,6 +6,7 @@ pub(crate) mod clock;
 pub(crate) mod contention;
 pub(crate) mod cpu;
 pub(crate) mod cpu_signal;
+pub(crate) mod fork;
 pub(crate) mod heap;
 pub(crate) mod hook;
 pub(crate) mod objects;

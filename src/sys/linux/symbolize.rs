@@ -220,8 +220,24 @@ fn placement(entry: &MapEntry, segments: &[Segment], rebase: bool) -> (u64, u64,
 /// ordinary threads take this lock.
 static SHARED: Mutex<Option<((u64, u64), Symbolizer)>> = Mutex::new(None);
 
+/// `fork()`: a child whose parent was symbolizing at the fork finds SHARED held by a
+/// thread it does not have; it frees the lock and abandons the half-updated symbolizer
+/// (leaked, never dropped), so its first profile builds a fresh one.
+static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
+    prepare: super::fork::nothing,
+    parent: super::fork::nothing,
+    child: || {
+        if super::fork::release_in_child(&SHARED)
+            && let Some(mut slot) = SHARED.try_lock()
+        {
+            std::mem::forget(slot.take());
+        }
+    },
+};
+
 /// The shared symbolizer, rebuilt first if the loaded objects changed since it was made.
 pub(crate) fn shared() -> MappedMutexGuard<'static, Symbolizer> {
+    let _ = super::fork::register(super::fork::Slot::Symbolizer, &FORK_HANDLERS);
     let generation = super::objects::generation();
     let mut slot = SHARED.lock();
     match slot.take() {

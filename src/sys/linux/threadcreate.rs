@@ -49,9 +49,23 @@ fn real() -> Option<PthreadCreate> {
     (f != 0).then(|| unsafe { std::mem::transmute::<usize, PthreadCreate>(f) })
 }
 
+/// `fork()`: the table's lock is held across the fork (see `super::fork`), so a child's
+/// first `pthread_create` does not wait for a thread that is not there.
+static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
+    prepare: || std::mem::forget(TABLE.lock()),
+    parent: fork_release,
+    child: fork_release,
+};
+
+fn fork_release() {
+    // SAFETY: `prepare` locked TABLE on this thread and forgot the guard.
+    unsafe { TABLE.force_unlock(lock_api::GuardNoSend::new()) }
+}
+
 fn record() {
     let mut stack = [0u64; MAX_DEPTH];
     let n = capture_slow(&mut stack);
+    let _ = super::fork::register(super::fork::Slot::ThreadCreate, &FORK_HANDLERS);
     let mut table = TABLE.lock();
     let table = table.get_or_insert_with(HashMap::new);
     if let Some(count) = table.get_mut(&stack[..n]) {
