@@ -301,3 +301,157 @@ fn go_tool_pprof_fetches_every_kind_from_the_example() {
         );
     }
 }
+
+/// Opens `n` connections that send part of a request head, one byte at a time, every
+/// `every`, until `stop`; returns their threads.
+fn slow_clients(
+    a: SocketAddr,
+    n: usize,
+    every: Duration,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<thread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let Ok(mut s) = TcpStream::connect(a) else {
+                    return;
+                };
+                let head = b"GET /debug/pprof/cmdline HTTP/1.1\r\nX-Slow: ";
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let byte = head.get(i).copied().unwrap_or(b'a');
+                    if s.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                    i += 1;
+                    thread::sleep(every);
+                }
+            })
+        })
+        .collect()
+}
+
+/// Slowloris (before: eight clients sending a byte a second got every normal request a
+/// 503 for as long as they kept going, also with a token set and the slow clients
+/// unauthenticated); idle connections (before: each stalled the accept loop ~0.4 s, and
+/// 200 of them got the next normal request a 503 after ~20 s); and 503s under five
+/// concurrent clients (before: connections still draining counted against the limit).
+#[test]
+fn slow_idle_and_busy_clients_do_not_lock_others_out() {
+    let _s = common::serial();
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for token in [None, Some("s3cret")] {
+        let mut b = ServerBuilder::new();
+        if let Some(t) = token {
+            b = b.bearer_token(t);
+        }
+        let server = b.serve("127.0.0.1:0").unwrap();
+        let a = server.local_addr();
+        let ok = match token {
+            Some(t) => {
+                format!("GET /debug/pprof/cmdline HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n")
+            }
+            None => "GET /debug/pprof/cmdline HTTP/1.1\r\n\r\n".to_string(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let slow = slow_clients(a, 8, Duration::from_millis(500), &stop);
+        thread::sleep(Duration::from_millis(300));
+        for i in 0..20 {
+            assert_eq!(
+                request(a, &ok).0,
+                200,
+                "request {i} beside 8 slow clients ({token:?})"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in slow {
+            t.join().unwrap();
+        }
+
+        // 200 idle connections: more than max_pending, so the oldest are evicted and a
+        // normal request is read and served.
+        let idle: Vec<_> = (0..200)
+            .filter_map(|_| TcpStream::connect(a).ok())
+            .collect();
+        assert!(idle.len() >= 100, "could not open idle connections");
+        for i in 0..5 {
+            assert_eq!(
+                request(a, &ok).0,
+                200,
+                "request {i} beside {} idle connections",
+                idle.len()
+            );
+        }
+        drop(idle);
+
+        // Five clients at once, 100 requests each, on a limit of 8: never a 503.
+        let busy: Vec<_> = (0..5)
+            .map(|_| {
+                let ok = ok.clone();
+                thread::spawn(move || (0..100).filter(|_| request(a, &ok).0 == 503).count())
+            })
+            .collect();
+        let rejected: usize = busy.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(rejected, 0, "503s with 5 concurrent clients and 8 slots");
+    }
+}
+
+/// One deadline for the whole request: a client that keeps sending a byte at a time gets
+/// a 408 and a closed connection when it is over, however often it sends.
+#[test]
+fn a_request_has_one_deadline_for_head_and_body() {
+    let _s = common::serial();
+    let server = ServerBuilder::new()
+        .request_timeout(Duration::from_millis(500))
+        .serve("127.0.0.1:0")
+        .unwrap();
+    let a = server.local_addr();
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = b"GET /debug/pprof/cmdline HTTP/1.1\r\nX-Slow: ";
+    let mut sent = 0;
+    // Each write comes well within any per-read timeout; the server must still stop.
+    for &byte in head.iter().chain(std::iter::repeat(&b'a')).take(400) {
+        if s.write_all(&[byte]).is_err() {
+            break;
+        }
+        sent += 1;
+        thread::sleep(Duration::from_millis(50));
+        let mut peek = [0u8; 1];
+        s.set_nonblocking(true).unwrap();
+        let answered =
+            !matches!(s.peek(&mut peek), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        if answered {
+            break;
+        }
+    }
+    assert!(
+        sent < 400,
+        "the server kept reading a request for {sent} × 50 ms"
+    );
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[test]
+fn non_loopback_needs_a_token() {
+    let e = ServerBuilder::new()
+        .allow_remote()
+        .serve("0.0.0.0:0")
+        .unwrap_err();
+    assert!(e.to_string().contains("bearer_token"), "{e}");
+    let s = ServerBuilder::new()
+        .allow_remote()
+        .bearer_token("t")
+        .serve("0.0.0.0:0")
+        .unwrap();
+    drop(s);
+}

@@ -162,10 +162,19 @@ impl Endpoints {
     /// taken: when it says true (the client went away), profiling stops and the response
     /// is a 499 nobody reads.
     pub fn handle_cancellable(&self, request: &Request, cancelled: &dyn Fn() -> bool) -> Response {
-        let Some(name) = request.path.strip_prefix("/debug/pprof") else {
+        // As Go's mux: `/debug/pprof/NAME` exactly; `/debug/pprof` redirects to the index;
+        // `/debug/pprofheap` and `/debug/pprof//heap` are not profiles.
+        if request.path == "/debug/pprof" {
+            let mut r = Response::error(301, "Moved Permanently");
+            r.headers.push(("Location".into(), "/debug/pprof/".into()));
+            return r;
+        }
+        let Some(name) = request.path.strip_prefix("/debug/pprof/") else {
             return Response::error(404, "404 page not found");
         };
-        let name = name.trim_start_matches('/');
+        if name.contains('/') {
+            return Response::error(404, "404 page not found");
+        }
         let method = request.method;
         let symbol = name == "symbol";
         if !(method == "GET" || method == "HEAD" || (symbol && method == "POST")) {
@@ -506,15 +515,17 @@ fn parse_query(query: &str) -> Query<'_> {
         kind: None,
         sample_index: None,
     };
+    // A repeated parameter counts once, with its first value (Go's `FormValue`).
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "seconds" => q.seconds = Some(v),
-            "debug" => q.debug = Some(v),
-            "kind" => q.kind = Some(v),
-            "sample_index" | "si" => q.sample_index = Some(v),
-            _ => {}
-        }
+        let slot = match k {
+            "seconds" => &mut q.seconds,
+            "debug" => &mut q.debug,
+            "kind" => &mut q.kind,
+            "sample_index" | "si" => &mut q.sample_index,
+            _ => continue,
+        };
+        slot.get_or_insert(v);
     }
     q
 }
@@ -654,6 +665,20 @@ mod tests {
             query,
             body: b"",
         })
+    }
+
+    #[test]
+    fn routes_and_repeated_parameters_as_go() {
+        assert_eq!(get("/debug/pprofheap", "").status, 404);
+        assert_eq!(get("/debug/pprof//heap", "").status, 404);
+        assert_eq!(get("/debug/pprof/heap/x", "").status, 404);
+        let r = get("/debug/pprof", "");
+        assert_eq!(r.status, 301);
+        assert_eq!(r.header("Location"), Some("/debug/pprof/"));
+        // The first value counts: debug=7 after a valid debug=1 is ignored, and a bad
+        // first value is not rescued by a good second one.
+        assert_eq!(get("/debug/pprof/heap", "debug=1&debug=7").status, 200);
+        assert_eq!(get("/debug/pprof/heap", "debug=7&debug=1").status, 400);
     }
 
     #[test]

@@ -1,5 +1,27 @@
 //! The built-in server: `std::net` with `httparse` for request heads; one thread per
-//! connection, at most `max_concurrent` of them; `Connection: close` after each response.
+//! connection; `Connection: close` after each response.
+//!
+//! # Who waits for whom
+//!
+//! ```text
+//! accept ──► reading (≤ max_pending connections, one deadline for head + body)
+//!              │ a full table evicts the connection that has been reading longest
+//!              ├─ bad / too large / wrong token ──► 4xx, never a serving slot
+//!              ▼ complete and authorised
+//!            serving (≤ max_concurrent handlers; 503 when full) ──► response written,
+//!                                                                  slot already free
+//! ```
+//!
+//! - The accept thread only accepts and spawns: it never reads or writes a connection,
+//!   so idle connections cannot stall it.
+//! - A request's head and body get one deadline together (`request_timeout`, default
+//!   10 s), not one per read: a client sending a byte a second is cut off at the deadline.
+//! - Connections still being read do not count against `max_concurrent`, and a client
+//!   that never finishes its request (or is not authorised) never holds a serving slot.
+//!   When `max_pending` connections are all still reading, a new one evicts the oldest:
+//!   slow or idle clients cannot lock out ones that send their request at once.
+//! - The serving slot is released when the handler returns, before the response is
+//!   written and the connection drained.
 //!
 //! Why not a server crate such as `tiny_http`: its requests give no access to the socket,
 //! so a client that goes away during `profile?seconds=30` cannot be noticed before the 30
@@ -11,7 +33,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Endpoints, Request, Response};
 use crate::Error;
@@ -20,8 +42,12 @@ use crate::Error;
 const MAX_HEAD: usize = 16 * 1024;
 /// The largest body read (`/symbol` POSTs).
 const MAX_BODY: usize = 64 * 1024;
-/// How long a client may take to send its request, or to take the response.
+/// How long a client may take to send its whole request (head and body), by default.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to take the response.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections reading their request at once, by default.
+const MAX_PENDING: usize = 64;
 
 /// Starts a server on `addr` (a loopback address) with the default settings.
 ///
@@ -38,6 +64,8 @@ pub struct ServerBuilder {
     token: Option<String>,
     endpoints: Endpoints,
     max_concurrent: usize,
+    max_pending: usize,
+    request_timeout: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -47,6 +75,8 @@ impl Default for ServerBuilder {
             token: None,
             endpoints: Endpoints::default(),
             max_concurrent: 8,
+            max_pending: MAX_PENDING,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -58,7 +88,8 @@ impl ServerBuilder {
     }
 
     /// Accept a non-loopback address. Profiles reveal code, arguments and memory
-    /// contents' sizes: pair this with [`bearer_token`](ServerBuilder::bearer_token).
+    /// contents' sizes, so a non-loopback address also needs
+    /// [`bearer_token`](ServerBuilder::bearer_token): without one, `serve` refuses it.
     pub fn allow_remote(mut self) -> ServerBuilder {
         self.allow_remote = true;
         self
@@ -76,9 +107,24 @@ impl ServerBuilder {
         self
     }
 
-    /// How many requests are served at once (default 8); more get a 503.
+    /// How many requests are served at once (default 8); more get a 503. Only complete,
+    /// authorised requests count, and only while their handler runs.
     pub fn max_concurrent(mut self, n: usize) -> ServerBuilder {
         self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// How many connections may be reading their request at once (default 64). When all
+    /// are, a new connection evicts the one that has been reading longest.
+    pub fn max_pending(mut self, n: usize) -> ServerBuilder {
+        self.max_pending = n.max(1);
+        self
+    }
+
+    /// How long a client has to send its whole request, head and body (default 10 s);
+    /// then the server answers 408 and closes the connection. At least 1 ms.
+    pub fn request_timeout(mut self, timeout: Duration) -> ServerBuilder {
+        self.request_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -94,6 +140,15 @@ impl ServerBuilder {
                 io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     "not a loopback address: call ServerBuilder::allow_remote() to serve it",
+                ),
+            ));
+        }
+        if !local.ip().is_loopback() && self.token.is_none() {
+            return Err(Error::io(
+                local.to_string(),
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "not a loopback address and no bearer token: call ServerBuilder::bearer_token() too (anyone who reaches the port could read the profiles)",
                 ),
             ));
         }
@@ -150,8 +205,47 @@ impl Drop for Server {
     }
 }
 
+/// The connections still reading their request: a clone of each socket, to evict the
+/// oldest when the table is full.
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    /// (id, socket), oldest first.
+    reading: std::collections::VecDeque<(u64, TcpStream)>,
+}
+
+impl Pending {
+    /// Adds a connection, evicting the oldest if `max` are reading. Returns its id.
+    fn add(&mut self, stream: &TcpStream, max: usize) -> Option<u64> {
+        while self.reading.len() >= max {
+            if let Some((_, oldest)) = self.reading.pop_front() {
+                // Its reader sees end of stream (or an error) at once and gives up.
+                let _ = oldest.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        let clone = stream.try_clone().ok()?;
+        self.next_id += 1;
+        self.reading.push_back((self.next_id, clone));
+        Some(self.next_id)
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.reading.retain(|(i, _)| *i != id);
+    }
+}
+
+struct Shared {
+    config: ServerBuilder,
+    pending: parking_lot::Mutex<Pending>,
+    serving: AtomicUsize,
+}
+
 fn accept_loop(listener: &TcpListener, stop: &AtomicBool, config: Arc<ServerBuilder>) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared {
+        config: (*config).clone(),
+        pending: parking_lot::Mutex::new(Pending::default()),
+        serving: AtomicUsize::new(0),
+    });
     while !stop.load(Ordering::Acquire) {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
@@ -162,30 +256,26 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, config: Arc<ServerBuil
             Err(_) => continue,
         };
         let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        if active.fetch_add(1, Ordering::AcqRel) >= config.max_concurrent {
-            active.fetch_sub(1, Ordering::AcqRel);
-            // Read what the client sent (briefly), so that closing does not reset the
-            // connection before it reads the 503.
-            let mut stream = stream;
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-            let _ = stream.read(&mut [0u8; 4096]);
-            let r = Response::error(503, "too many concurrent requests");
-            if write_response(&mut stream, &r, true).is_ok() {
-                finish(&mut stream);
-            }
+        let Some(id) = shared
+            .pending
+            .lock()
+            .add(&stream, shared.config.max_pending)
+        else {
             continue;
-        }
-        let (config, counter) = (config.clone(), active.clone());
+        };
+        let shared2 = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name("profile-http-req".into())
             .spawn(move || {
-                let _ = serve_one(stream, &config);
-                counter.fetch_sub(1, Ordering::AcqRel);
+                let mut stream = stream;
+                if serve_request(&mut stream, &shared2, id).is_ok() {
+                    finish(&mut stream);
+                }
+                shared2.pending.lock().remove(id);
             });
         if spawned.is_err() {
-            active.fetch_sub(1, Ordering::AcqRel);
+            shared.pending.lock().remove(id);
         }
     }
 }
@@ -220,23 +310,45 @@ fn finish(stream: &mut TcpStream) {
     }
 }
 
-fn serve_one(mut stream: TcpStream, config: &ServerBuilder) -> io::Result<()> {
-    let result = serve_request(&mut stream, config);
-    if result.is_ok() {
-        finish(&mut stream);
+/// Reads from `stream` before `deadline`; a timeout is `TimedOut`.
+fn read_before(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
     }
-    result
+    stream.set_read_timeout(Some(left))?;
+    match stream.read(buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(io::ErrorKind::TimedOut.into())
+        }
+        other => other,
+    }
 }
 
-fn serve_request(stream: &mut TcpStream, config: &ServerBuilder) -> io::Result<()> {
-    // Read the head (and a body, for POST) within the limits.
+/// Answers 408 to a client whose request did not arrive in time.
+fn too_slow(stream: &mut TcpStream) -> io::Result<()> {
+    let r = Response::error(408, "request not received in time");
+    write_response(stream, &r, true)
+}
+
+fn serve_request(stream: &mut TcpStream, shared: &Shared, id: u64) -> io::Result<()> {
+    let config = &shared.config;
+    let deadline = Instant::now() + config.request_timeout;
+    // Read the head (and a body, for POST) within the limits and the one deadline.
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let (head_len, method, target, content_length, authorization) = loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
+        let n = match read_before(stream, &mut chunk, deadline) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return too_slow(stream),
+            Err(e) => return Err(e),
+        };
         buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
@@ -270,18 +382,8 @@ fn serve_request(stream: &mut TcpStream, config: &ServerBuilder) -> io::Result<(
             }
         }
     };
-    if content_length > MAX_BODY {
-        let r = Response::error(413, &format!("request body over {MAX_BODY} bytes"));
-        return write_response(stream, &r, true);
-    }
-    while buf.len() < head_len + content_length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = &buf[head_len..head_len + content_length];
+    // The token is checked as soon as the head is in: an unauthorised client's body is
+    // never waited for.
     if let Some(token) = &config.token {
         let expected = format!("Bearer {token}");
         if authorization.as_deref().map(str::trim) != Some(expected.as_str()) {
@@ -290,6 +392,21 @@ fn serve_request(stream: &mut TcpStream, config: &ServerBuilder) -> io::Result<(
             return write_response(stream, &r, method != "HEAD");
         }
     }
+    if content_length > MAX_BODY {
+        let r = Response::error(413, &format!("request body over {MAX_BODY} bytes"));
+        return write_response(stream, &r, true);
+    }
+    while buf.len() < head_len + content_length {
+        match read_before(stream, &mut chunk, deadline) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return too_slow(stream),
+            Err(e) => return Err(e),
+        }
+    }
+    // The request is complete: it no longer competes with connections still reading.
+    shared.pending.lock().remove(id);
+    let body = &buf[head_len..head_len + content_length];
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let request = Request {
         method: &method,
@@ -297,9 +414,16 @@ fn serve_request(stream: &mut TcpStream, config: &ServerBuilder) -> io::Result<(
         query,
         body,
     };
+    if shared.serving.fetch_add(1, Ordering::AcqRel) >= config.max_concurrent {
+        shared.serving.fetch_sub(1, Ordering::AcqRel);
+        let r = Response::error(503, "too many concurrent requests");
+        return write_response(stream, &r, method != "HEAD");
+    }
     let response = config
         .endpoints
         .handle_cancellable(&request, &|| gone(stream));
+    // The slot is free before the response is written: a slow reader holds no slot.
+    shared.serving.fetch_sub(1, Ordering::AcqRel);
     if response.status == 499 {
         return Ok(()); // the client went away: nobody to answer
     }
@@ -309,9 +433,11 @@ fn serve_request(stream: &mut TcpStream, config: &ServerBuilder) -> io::Result<(
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        301 => "Moved Permanently",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        408 => "Request Timeout",
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
