@@ -88,9 +88,47 @@ pub fn read(bytes: &[u8]) -> Result<Profile, Error> {
     Ok(profile)
 }
 
-/// The most frames (every sample's stack, inlined frames counted) a report reads: far
-/// above real profiles (100 000 samples of 40 frames are 4 million).
-pub const MAX_FRAMES: u64 = 32_000_000;
+/// The most frames (every sample's stack, inlined frames counted) a report reads: well
+/// above real profiles (100 000 distinct stacks of 40 frames are 4 million). At the cap,
+/// `top` takes ~400 MB (a 32 M cap let a 29 KB file take 785 MB for `top`).
+pub const MAX_FRAMES: u64 = 16_000_000;
+
+/// The largest output a report makes (`folded`, `text`, the flame graph's SVG): beyond it
+/// the report is an error naming the bound, before the memory is spent (before: a 29 KB
+/// file of 3 samples × 10 M frames made a 1.93 GB SVG in 2.78 GB of memory).
+pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
+
+fn output_too_large(what: &str) -> Error {
+    invalid(format!(
+        "the {what} would be larger than {} MiB (stacks too deep or names too long; narrow it with --focus/--ignore)",
+        MAX_OUTPUT_BYTES >> 20
+    ))
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
+struct Bounded<'a> {
+    out: &'a mut Vec<u8>,
+    /// A write was refused.
+    hit: bool,
+}
+
+impl std::io::Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.hit = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "output bound",
+            ));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// What a report shows.
 #[derive(Debug, Clone)]
@@ -705,18 +743,36 @@ pub fn folded(profile: &Profile, options: &Options) -> Result<String, Error> {
     let index = sample_index(profile, options.sample_index.as_deref())?;
     let prep = prepare(profile, None, index, options)?;
     let mut stacks: HashMap<String, i64> = HashMap::new();
+    // Bytes of the distinct stacks so far: the output is about that, so it is bounded
+    // before any of it is built.
+    let mut size = 0usize;
+    let names: Vec<String> = prep.paths.names.iter().map(|n| folded_name(n)).collect();
     for p in &prep.paths.paths {
         if p.value <= 0 || p.frames.is_empty() {
             continue;
         }
-        let key = p
+        let len = p
             .frames
             .iter()
-            .map(|&(n, _)| folded_name(&prep.paths.names[n]))
-            .collect::<Vec<_>>()
-            .join(";");
-        let e = stacks.entry(key).or_default();
-        *e = e.saturating_add(p.value);
+            .map(|&(n, _)| names[n].len() + 1)
+            .sum::<usize>();
+        if size + len > MAX_OUTPUT_BYTES {
+            return Err(output_too_large("collapsed stacks"));
+        }
+        let mut key = String::with_capacity(len);
+        for (i, &(n, _)) in p.frames.iter().enumerate() {
+            if i > 0 {
+                key.push(';');
+            }
+            key.push_str(&names[n]);
+        }
+        match stacks.get_mut(&key) {
+            Some(e) => *e = e.saturating_add(p.value),
+            None => {
+                size += len + 21;
+                stacks.insert(key, p.value);
+            }
+        }
     }
     let mut lines: Vec<(String, i64)> = stacks.into_iter().collect();
     lines.sort();
@@ -798,8 +854,15 @@ pub fn flamegraph(
     o.min_width = flame.min_width;
     o.deterministic = true;
     let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut o, stacks.lines(), &mut svg)
-        .map_err(|e| invalid(format!("cannot draw the flame graph: {e}")))?;
+    let mut out = Bounded {
+        out: &mut svg,
+        hit: false,
+    };
+    let drawn = inferno::flamegraph::from_lines(&mut o, stacks.lines(), &mut out);
+    if out.hit {
+        return Err(output_too_large("flame graph"));
+    }
+    drawn.map_err(|e| invalid(format!("cannot draw the flame graph: {e}")))?;
     Ok(svg)
 }
 
@@ -811,7 +874,11 @@ pub fn flamegraph(
 pub fn text(profile: &Profile, options: &Options) -> Result<String, Error> {
     use crate::profile::text as t;
     let has = |ty: &str| profile.sample_type_index(ty).is_some();
-    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut out = Bounded {
+        out: &mut buf,
+        hit: false,
+    };
     let r = if has("inuse_space") && has("alloc_space") {
         t::write_heap(profile, &mut out)
     } else if has("delay") && has("contentions") {
@@ -831,8 +898,14 @@ pub fn text(profile: &Profile, options: &Options) -> Result<String, Error> {
         };
         t::write_values(profile, &name, index, &mut out)
     };
-    r.map_err(|e| invalid(format!("cannot write text: {e}")))?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    r.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            output_too_large("text")
+        } else {
+            invalid(format!("cannot write text: {e}"))
+        }
+    })?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 #[cfg(test)]
@@ -861,6 +934,63 @@ mod tests {
             format_time(1_700_000_000_000_000_000),
             "Nov 14, 2023 at 10:13pm (UTC)"
         );
+    }
+
+    /// 3 samples × 100 000 frames over 1 000 functions with 1 000-byte names: far under
+    /// the frame cap, but every expanded output is ~300 MB. Each must refuse, naming the
+    /// bound; `top` (one row per function) works.
+    #[test]
+    fn outputs_are_bounded_for_deep_stacks_with_long_names() {
+        let mut p = Profile {
+            sample_types: vec![crate::profile::ValueType {
+                ty: "samples".into(),
+                unit: "count".into(),
+            }],
+            ..Profile::default()
+        };
+        for i in 1..=1000u64 {
+            p.functions.push(crate::profile::Function {
+                id: i,
+                name: format!("f{i:04}_{}", "x".repeat(995)),
+                ..Default::default()
+            });
+            p.locations.push(crate::profile::Location {
+                id: i,
+                address: 0x1000 + i,
+                lines: vec![crate::profile::Line {
+                    function_id: i,
+                    line: 1,
+                }],
+                ..Default::default()
+            });
+        }
+        for s in 0..3u64 {
+            p.samples.push(crate::profile::Sample {
+                location_ids: (0..100_000u64).map(|i| (i + s) % 1000 + 1).collect(),
+                values: vec![1],
+                labels: vec![],
+            });
+        }
+        let bytes = {
+            let mut v = Vec::new();
+            p.write_to(&mut v).unwrap();
+            v
+        };
+        let p = read(&bytes).unwrap();
+        let o = Options::default();
+        for (what, r) in [
+            ("folded", folded(&p, &o).map(|s| s.len())),
+            ("text", text(&p, &o).map(|s| s.len())),
+            (
+                "flamegraph",
+                flamegraph(&p, &o, &FlameOptions::default()).map(|s| s.len()),
+            ),
+        ] {
+            let e = r.expect_err(what);
+            assert!(e.to_string().contains("256 MiB"), "{what}: {e}");
+        }
+        let t = top(&p, &o).unwrap();
+        assert!(!t.to_string().is_empty());
     }
 
     #[test]
