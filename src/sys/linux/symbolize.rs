@@ -456,7 +456,7 @@ mod tests {
     #[test]
     fn the_address_cache_is_bounded() {
         let mut s = Symbolizer::new();
-        let base = the_address_cache_is_bounded as usize as u64;
+        let base = the_address_cache_is_bounded as fn() as usize as u64;
         for i in 0..200_000u64 {
             let _ = s.function_name(base + i);
         }
