@@ -164,6 +164,23 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A signal the crate needs already has a handler the application installed (or, for
+    /// SIGPROF, the application's `ITIMER_PROF` is armed): the crate refuses rather than
+    /// silently replace it.
+    #[error(
+        "profile: {what} needs signal {signal} ({name}), but {reason}; the crate will not replace it (remove it, or pick another signal where one can be chosen)"
+    )]
+    SignalInUse {
+        /// The signal number.
+        signal: i32,
+        /// Its name (`SIGPROF`).
+        name: &'static str,
+        /// What needed it (`CPU profiling`).
+        what: &'static str,
+        /// What is in the way.
+        reason: &'static str,
+    },
+
     /// Every real-time signal that stack capture could use already has a handler.
     #[error(
         "profile: no free real-time signal for capturing thread stacks: signals {first}..={last} all have handlers"

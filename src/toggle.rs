@@ -224,6 +224,8 @@ impl Drop for SignalToggle {
 ///
 /// Errors: what [`Toggle::new`] returns; [`Error::Signal`] if the signal cannot be
 /// handled (SIGKILL, SIGSTOP, an invalid number) or another toggle listens already;
+/// [`Error::SignalInUse`] if the application has its own handler on `signal` (it is never
+/// replaced; an ignored signal is taken, and restored when the toggle stops);
 /// [`Error::Unsupported`] off Linux.
 pub fn on_signal<M>(
     signal: i32,

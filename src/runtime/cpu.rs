@@ -54,6 +54,8 @@ pub(crate) fn validate(hz: u32) -> Result<(), Error> {
 ///
 /// Errors: [`Error::InvalidFrequency`] for 0 or more than [`MAX_FREQUENCY`],
 /// [`Error::AlreadyActive`] if a CPU profile (a guard's or another `start`) is running,
+/// [`Error::SignalInUse`] if the application has its own SIGPROF handler or has armed
+/// `ITIMER_PROF` (the crate uses both and never replaces the application's),
 /// [`Error::Unsupported`] off Linux.
 pub fn start(hz: u32) -> Result<CpuProfiler, Error> {
     validate(hz)?;

@@ -307,7 +307,46 @@ struct Previous(libc::sigaction);
 // SAFETY: a plain C struct copied between threads.
 unsafe impl Send for Previous {}
 
+/// Refuses to take over an application's own SIGPROF handler or armed `ITIMER_PROF`
+/// (before: both were silently replaced, and the timer left disarmed after stop).
+fn check_sigprof_is_free() -> Result<(), Error> {
+    let ours = cpu_signal::handler as *const () as libc::sighandler_t;
+    // SAFETY: a zeroed sigaction for the query; a null `act` only reads.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the result is checked.
+    if unsafe { libc::sigaction(libc::SIGPROF, std::ptr::null(), &mut now) } != 0 {
+        return Err(Error::Signal {
+            signal: libc::SIGPROF,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    let h = now.sa_sigaction;
+    if h != libc::SIG_DFL && h != libc::SIG_IGN && h != ours {
+        return Err(Error::SignalInUse {
+            signal: libc::SIGPROF,
+            name: "SIGPROF",
+            what: "CPU profiling",
+            reason: "the application has installed its own handler",
+        });
+    }
+    // SAFETY: a zeroed itimerval for the query.
+    let mut timer: libc::itimerval = unsafe { std::mem::zeroed() };
+    // SAFETY: getitimer writes the timer into `timer`; the result is checked.
+    let armed = unsafe { libc::getitimer(libc::ITIMER_PROF, &mut timer) } == 0
+        && (timer.it_value.tv_sec != 0 || timer.it_value.tv_usec != 0);
+    if armed && h != ours {
+        return Err(Error::SignalInUse {
+            signal: libc::SIGPROF,
+            name: "SIGPROF",
+            what: "CPU profiling",
+            reason: "the application's ITIMER_PROF is armed",
+        });
+    }
+    Ok(())
+}
+
 fn install_handler() -> Result<Previous, Error> {
+    check_sigprof_is_free()?;
     // SAFETY: a zeroed sigaction is valid; the fields are set below.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = cpu_signal::handler as *const () as libc::sighandler_t;

@@ -138,6 +138,21 @@ impl Listener {
             SaFlags::SA_RESTART,
             SigSet::empty(),
         );
+        // An application's own handler is not replaced (before: silently).
+        // SAFETY: a zeroed sigaction for the query; a null `act` only reads.
+        let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; the result is checked.
+        let queried = unsafe { libc::sigaction(signal, std::ptr::null(), &mut now) } == 0;
+        if queried && now.sa_sigaction != libc::SIG_DFL && now.sa_sigaction != libc::SIG_IGN {
+            send(EXIT);
+            let _ = thread.join();
+            return Err(fail(Error::SignalInUse {
+                signal,
+                name: sig.as_str(),
+                what: "toggling by signal",
+                reason: "the application has installed its own handler",
+            }));
+        }
         // SAFETY: installs a handler that follows the layering rule.
         let previous = match unsafe { sigaction(sig, &action) } {
             Ok(p) => p,
