@@ -77,6 +77,7 @@ fn application_signals_are_refused_not_replaced() {
         now.it_value.tv_sec > 3000,
         "the application's timer was changed"
     );
+    // SAFETY: all-zero is a valid (disarmed) itimerval.
     let off: libc::itimerval = unsafe { std::mem::zeroed() };
     // SAFETY: disarms it.
     unsafe { libc::setitimer(libc::ITIMER_PROF, &off, std::ptr::null_mut()) };
