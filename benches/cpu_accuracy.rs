@@ -3,8 +3,12 @@
 //! profile's CPU total against the CPU time getrusage charged, and the two threads'
 //! shares of the samples.
 //!
+//! Then short-lived threads (ours only): threads of 0.5–50 ms, run one after another,
+//! at 100, 250 and 1000 Hz, the profile's total against getrusage.
+//!
 //! ```text
 //! cargo bench --bench cpu_accuracy
+//! CPU_ACCURACY_ONLY=short cargo bench --bench cpu_accuracy   # the short-thread table only
 //! ```
 
 use std::hint::black_box;
@@ -117,8 +121,39 @@ fn fmt_shares(s: &[f64]) -> String {
         .join(" / ")
 }
 
+/// Runs `count` threads one after another, each burning `each` of CPU, under our
+/// profiler at `hz`: profile total / getrusage.
+fn short_threads(hz: u32, each: Duration, count: usize) -> f64 {
+    let p = profile::runtime::cpu::start(hz).unwrap();
+    let before = process_cpu();
+    for _ in 0..count {
+        std::thread::spawn(move || busy(each)).join().unwrap();
+    }
+    let used = process_cpu() - before;
+    let profile = p.stop().unwrap();
+    profile.total("cpu") as f64 / used.as_nanos() as f64
+}
+
 fn main() {
     let start = Instant::now();
+    if std::env::var("CPU_ACCURACY_ONLY").as_deref() != Ok("short") {
+        side_by_side();
+    }
+    println!("short-lived threads, one after another (~2 s of CPU per cell): profile / getrusage");
+    println!("thread CPU      100 Hz   250 Hz  1000 Hz");
+    for ms in [0.5f64, 2.0, 5.0, 20.0, 50.0] {
+        let each = Duration::from_secs_f64(ms / 1000.0);
+        let count = (2000.0 / ms) as usize;
+        let cells: Vec<String> = [100u32, 250, 1000]
+            .iter()
+            .map(|&hz| format!("{:>7.3}", short_threads(hz, each, count)))
+            .collect();
+        println!("{ms:>7.1} ms   {}", cells.join("  "));
+    }
+    println!("({:.0} s)", start.elapsed().as_secs_f64());
+}
+
+fn side_by_side() {
     println!(
         "threads  Hz    ours: total/getrusage  shares        pprof crate: total/getrusage  shares"
     );
@@ -133,5 +168,4 @@ fn main() {
             );
         }
     }
-    println!("({:.0} s)", start.elapsed().as_secs_f64());
 }

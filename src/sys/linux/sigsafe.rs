@@ -7,7 +7,8 @@
 
 use nix::libc;
 
-fn clock_nanos(clock: libc::clockid_t) -> u64 {
+/// The time of `clock` in nanoseconds (0 if it cannot be read).
+pub(crate) fn clock_nanos(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
