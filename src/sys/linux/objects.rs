@@ -142,7 +142,7 @@ unsafe extern "C" fn collect(
 }
 
 /// The objects loaded now that have unwind information; with `copy`, their unwind
-/// sections are copied.
+/// sections are copied. Each is also remembered in [`seen`].
 pub(crate) fn list(copy: bool) -> Vec<Loaded> {
     let mut out = Collect {
         objects: Vec::new(),
@@ -153,7 +153,53 @@ pub(crate) fn list(copy: bool) -> Vec<Loaded> {
     unsafe {
         libc::dl_iterate_phdr(Some(collect), (&raw mut out).cast());
     }
+    remember(&out.objects);
     out.objects
+}
+
+/// A shared object seen loaded by [`list`]: its path, load bias and the runtime range of
+/// its executable segments. Samples taken in a library that is unloaded (`dlclose`)
+/// before the profile is written are named through these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub name: String,
+    pub bias: u64,
+    pub text: Range<u64>,
+}
+
+/// Objects remembered at most (the oldest is forgotten first).
+pub(crate) const MAX_SEEN: usize = 256;
+
+/// Every walker rebuild (after a load or unload) lists the objects, so an object a sample
+/// could be unwound through was listed while it was loaded. Only ordinary threads lock it.
+pub(crate) static SEEN: parking_lot::Mutex<std::collections::VecDeque<Seen>> =
+    parking_lot::Mutex::new(std::collections::VecDeque::new());
+
+fn remember(objects: &[Loaded]) {
+    let mut seen = SEEN.lock();
+    for o in objects {
+        // Only files: the executable and the vdso never go away.
+        if !o.name.starts_with('/') {
+            continue;
+        }
+        let text = o.bias + o.text.start..o.bias + o.text.end;
+        if seen.iter().any(|s| s.name == o.name && s.text == text) {
+            continue;
+        }
+        if seen.len() >= MAX_SEEN {
+            seen.pop_front();
+        }
+        seen.push_back(Seen {
+            name: o.name.clone(),
+            bias: o.bias,
+            text,
+        });
+    }
+}
+
+/// The objects [`list`] has seen loaded (some may be unloaded now).
+pub(crate) fn seen() -> Vec<Seen> {
+    SEEN.lock().iter().cloned().collect()
 }
 
 /// A slice of this process's memory at `svma + bias`.

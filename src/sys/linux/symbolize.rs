@@ -198,6 +198,37 @@ fn read_object_info(path: &Path) -> Option<(String, Vec<Segment>)> {
 ///   executable (Rust's default) only works at link-time addresses. Those are also the
 ///   addresses `objdump -d` and `addr2line -e` use. Shared libraries keep their runtime
 ///   addresses, so mappings never overlap.
+/// Map entries for objects seen loaded (by a walker rebuild) that are no longer mapped,
+/// and whose addresses no mapped object has taken: samples taken in a library before its
+/// `dlclose` keep its name, file and build ID (before: `<unknown>` with no mapping). The
+/// file is read again from its path; one that is gone or changed (another build ID than
+/// when it was loaded cannot be told apart) is skipped.
+fn unloaded(mapped: &[MapEntry]) -> Vec<MapEntry> {
+    let mut out: Vec<MapEntry> = Vec::new();
+    for seen in super::objects::seen() {
+        let overlaps = |a: &MapEntry| a.start < seen.text.end && seen.text.start < a.end;
+        if mapped.iter().any(overlaps) || out.iter().any(overlaps) {
+            continue;
+        }
+        let Some((_, segments)) = read_object_info(Path::new(&seen.name)) else {
+            continue;
+        };
+        for &(off, size, vaddr) in &segments {
+            let start = seen.bias + vaddr;
+            let end = start + size;
+            if start < seen.text.end && seen.text.start < end {
+                out.push(MapEntry {
+                    start,
+                    end,
+                    offset: off,
+                    path: seen.name.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn placement(entry: &MapEntry, segments: &[Segment], rebase: bool) -> (u64, u64, u64, u64) {
     let len = entry.end - entry.start;
     let segment = segments
@@ -227,6 +258,7 @@ static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
     prepare: super::fork::nothing,
     parent: super::fork::nothing,
     child: || {
+        super::fork::release_in_child(&super::objects::SEEN);
         if super::fork::release_in_child(&SHARED)
             && let Some(mut slot) = SHARED.try_lock()
         {
@@ -271,7 +303,9 @@ impl Symbolizer {
         let exe = fs::read_link("/proc/self/exe")
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Symbolizer::from_entries(parse_maps(&text), &exe)
+        let mut entries = parse_maps(&text);
+        entries.extend(unloaded(&entries));
+        Symbolizer::from_entries(entries, &exe)
     }
 
     fn from_entries(mut entries: Vec<MapEntry>, exe: &str) -> Symbolizer {
