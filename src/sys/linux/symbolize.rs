@@ -184,20 +184,6 @@ fn read_object_info(path: &Path) -> Option<(String, Vec<Segment>)> {
     Some((build_id, segments))
 }
 
-/// Where a maps entry goes in the profile: (memory_start, memory_limit, file_offset, bias),
-/// where a profile address is the runtime address minus `bias`.
-///
-/// Two adjustments, both keeping the address ↔ file relation exact:
-///
-/// - The kernel maps whole pages, so a segment whose file offset is not page aligned
-///   (`p_offset` 0x521c0, mapped from 0x52000) starts inside its entry; the mapping we
-///   write starts at the segment itself.
-/// - The main executable (`rebase`) is written at its link-time addresses: `go tool pprof`
-///   (Go's own object reader, as in Go 1.19) compares profile addresses directly with the
-///   executable's symbol addresses for `-disasm`, which for a position-independent
-///   executable (Rust's default) only works at link-time addresses. Those are also the
-///   addresses `objdump -d` and `addr2line -e` use. Shared libraries keep their runtime
-///   addresses, so mappings never overlap.
 /// Map entries for objects seen loaded (by a walker rebuild) that are no longer mapped,
 /// and whose addresses no mapped object has taken: samples taken in a library before its
 /// `dlclose` keep its name, file and build ID (before: `<unknown>` with no mapping). The
@@ -229,6 +215,20 @@ fn unloaded(mapped: &[MapEntry]) -> Vec<MapEntry> {
     out
 }
 
+/// Where a maps entry goes in the profile: (memory_start, memory_limit, file_offset, bias),
+/// where a profile address is the runtime address minus `bias`.
+///
+/// Two adjustments, both keeping the address ↔ file relation exact:
+///
+/// - The kernel maps whole pages, so a segment whose file offset is not page aligned
+///   (`p_offset` 0x521c0, mapped from 0x52000) starts inside its entry; the mapping we
+///   write starts at the segment itself.
+/// - The main executable (`rebase`) is written at its link-time addresses: `go tool pprof`
+///   (Go's own object reader, as in Go 1.19) compares profile addresses directly with the
+///   executable's symbol addresses for `-disasm`, which for a position-independent
+///   executable (Rust's default) only works at link-time addresses. Those are also the
+///   addresses `objdump -d` and `addr2line -e` use. Shared libraries keep their runtime
+///   addresses, so mappings never overlap.
 fn placement(entry: &MapEntry, segments: &[Segment], rebase: bool) -> (u64, u64, u64, u64) {
     let len = entry.end - entry.start;
     let segment = segments
