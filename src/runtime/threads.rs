@@ -18,8 +18,10 @@
 //! from each `status`), then each in turn is interrupted with a dedicated real-time
 //! signal; its handler walks its own stack with DWARF CFI (no frame pointers needed, no
 //! allocation, no lock — so a thread interrupted inside `malloc` or the dynamic loader
-//! cannot deadlock the dump) and hands the addresses back. Interrupted system calls
-//! restart (`SA_RESTART`; `sleep` resumes its remaining time). A thread that blocks the
+//! cannot deadlock the dump) and hands the addresses back. The handler has `SA_RESTART`:
+//! reads, writes and futex waits resume, while `poll`, `epoll_wait`, `select` and
+//! `nanosleep` return `EINTR` (Linux never restarts them; see the crate docs,
+//! *Interrupted system calls*). A thread that blocks the
 //! signal, is stopped, or does not answer within 100 ms is listed with the reason instead
 //! of a stack; the whole capture gives up after 2 s, so a dump never hangs the process.
 //!
