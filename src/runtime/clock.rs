@@ -19,6 +19,17 @@
 //! `time/nanoseconds`; period type `wall/nanoseconds`; labels `thread_name` and
 //! `thread_id`. Threads that could not be asked (signal blocked, stopped) are counted in
 //! the profile's comments, not hidden.
+//!
+//! # On a busy machine
+//!
+//! The sampler thread needs a CPU to start a round, and waits longer for one while
+//! computing threads hold the CPUs than while they sleep, so its rounds lean towards
+//! moments when threads wait: with four spinning threads on two cores, a thread computing
+//! 62% of its wall time read 50% (`tests/clock_busy.rs`); its 30% and idle threads read
+//! right. When rounds start more than half a period late, the profile's comments say how
+//! many and by how much, so a reader knows the split leans. Totals per thread stay right
+//! (each sample weighs the time since the previous round). On a machine with a CPU to
+//! spare the split is exact within sampling noise.
 
 use super::{Claim, Exclusive};
 use crate::{Error, Profile, ProfileKind, sys};

@@ -26,6 +26,9 @@ struct Collected {
     /// Rounds in which the thread list could not be read.
     failed_rounds: u64,
     rounds: u64,
+    /// Rounds that started more than half a period late, and the latest start.
+    late_rounds: u64,
+    max_late: Duration,
 }
 
 /// A running sampler thread.
@@ -87,6 +90,13 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return c,
         }
         let now = Instant::now();
+        // A busy machine starts rounds late (the sampler waits for a CPU), and then more
+        // often while computing threads hold the CPUs: reported, see `build`.
+        let late = now.saturating_duration_since(next);
+        if late > period / 2 {
+            c.late_rounds += 1;
+        }
+        c.max_late = c.max_late.max(late);
         // Each sample stands for the wall time since the previous round.
         let weight = now.duration_since(last).as_nanos() as i64;
         last = now;
@@ -174,6 +184,14 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
         header
             .comments
             .push(format!("{n} thread samples not taken: {why}"));
+    }
+    if c.late_rounds > 0 {
+        header.comments.push(format!(
+            "{} of {} rounds started more than half a period late (latest by {:.1} ms): the machine was busy, and samples then lean towards waiting threads (a thread computing 60% of its wall time read 50%)",
+            c.late_rounds,
+            c.rounds,
+            c.max_late.as_secs_f64() * 1000.0
+        ));
     }
     if c.failed_rounds > 0 {
         header.comments.push(format!(
