@@ -175,6 +175,8 @@
 //! - The shutdown hook's dispositions are put back in the child (SIGINT/SIGTERM act as
 //!   before the guard), since the hook's thread is the parent's.
 //! - Thread dumps and profiles written in the child work (its own threads).
+//! - A signal toggle's signal does nothing in the child (its `profile-toggle` thread is
+//!   the parent's).
 //!
 //! Locks inside `parking_lot` itself (its parking table) are outside this crate's reach.
 //!
