@@ -124,56 +124,45 @@ fn three_to_one_split_is_75_percent_within_5_points() {
     );
 }
 
+/// Runs `count` threads one after another, each burning `each` of CPU, under a CPU
+/// profile at `hz`; returns profile total / process CPU.
+fn short_threads(hz: u32, count: usize, each: Duration) -> f64 {
+    let _serial = common::serial();
+    let profiler = profile::runtime::cpu::start(hz).unwrap();
+    let before = process_cpu();
+    for i in 0..count {
+        thread::Builder::new()
+            .name(format!("short-{i}"))
+            .spawn(move || common::busy_loop(each))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+    let used = process_cpu() - before;
+    let p = profiler.stop().unwrap();
+    let ratio = total_ratio(&p, used);
+    println!(
+        "{count} threads of {each:?} at {hz} Hz: sampled {:.3} s of {:.3} s: ratio {ratio:.3}",
+        p.total("cpu") as f64 / 1e9,
+        used.as_secs_f64()
+    );
+    ratio
+}
+
 /// Threads far shorter than a period (2 ms at 100 Hz): only the process timer sees them,
 /// and each of its signals stands for the process CPU since the previous one. Before, the
 /// receiving thread's own CPU since its birth (less a period) was counted, which rounded
 /// to nothing: 0.01 of these threads' CPU was in the profile.
 #[test]
 fn threads_shorter_than_a_period_are_counted() {
-    let _serial = common::serial();
-    let profiler = profile::runtime::cpu::start(100).unwrap();
-    let before = process_cpu();
-    for i in 0..1000 {
-        thread::Builder::new()
-            .name(format!("tiny-{i}"))
-            .spawn(|| common::busy_loop(Duration::from_millis(2)))
-            .unwrap()
-            .join()
-            .unwrap();
-    }
-    let used = process_cpu() - before;
-    let p = profiler.stop().unwrap();
-    let ratio = total_ratio(&p, used);
-    println!(
-        "1000 threads of 2 ms at 100 Hz: sampled {:.3} s of {:.3} s: ratio {ratio:.3}",
-        p.total("cpu") as f64 / 1e9,
-        used.as_secs_f64()
-    );
+    let ratio = short_threads(100, 1000, Duration::from_millis(2));
     // ~200 process-timer samples: ±25% is 3.5 standard deviations.
     assert!((0.75..=1.25).contains(&ratio), "ratio {ratio:.3}");
 }
 
 #[test]
 fn short_lived_threads_are_sampled_in_proportion() {
-    let _serial = common::serial();
-    let profiler = profile::runtime::cpu::start(250).unwrap();
-    let before = process_cpu();
-    for i in 0..60 {
-        thread::Builder::new()
-            .name(format!("short-{i}"))
-            .spawn(|| common::busy_loop(Duration::from_millis(20)))
-            .unwrap()
-            .join()
-            .unwrap();
-    }
-    let used = process_cpu() - before;
-    let p = profiler.stop().unwrap();
-    let ratio = total_ratio(&p, used);
-    println!(
-        "60 threads of 20 ms: sampled {:.3} s of {:.3} s: ratio {ratio:.3}",
-        p.total("cpu") as f64 / 1e9,
-        used.as_secs_f64()
-    );
+    let ratio = short_threads(250, 60, Duration::from_millis(20));
     // Their first milliseconds, before the manager gives them a timer, are covered by the
     // process-wide timer; without it this was 0.62, with the thread-CPU weighting 0.87
     // (docs/performance.md).

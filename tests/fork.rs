@@ -14,11 +14,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::libc;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, fork};
 
 #[global_allocator]
 static ALLOC: profile::Allocator = profile::Allocator::system();
@@ -63,23 +63,6 @@ fn child_work() -> i32 {
         return 6;
     }
     0
-}
-
-/// Waits for `pid` up to `deadline`; `None` if it is still running then (it is killed).
-fn wait_for(pid: Pid, deadline: Duration) -> Option<WaitStatus> {
-    let start = Instant::now();
-    loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
-            WaitStatus::StillAlive => {}
-            done => return Some(done),
-        }
-        if start.elapsed() > deadline {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]
@@ -139,14 +122,16 @@ fn children_forked_while_profiling_never_hang() {
                 // SAFETY: _exit ends the child without running the parent's atexit work.
                 unsafe { libc::_exit(code) };
             }
-            ForkResult::Parent { child } => match wait_for(child, Duration::from_secs(120)) {
-                None => {
-                    hung += 1;
-                    eprintln!("child {child} hung");
+            ForkResult::Parent { child } => {
+                match common::wait_for_child(child, Duration::from_secs(120)) {
+                    None => {
+                        hung += 1;
+                        eprintln!("child {child} hung");
+                    }
+                    Some(WaitStatus::Exited(_, 0)) => {}
+                    Some(other) => failed.push(other),
                 }
-                Some(WaitStatus::Exited(_, 0)) => {}
-                Some(other) => failed.push(other),
-            },
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);

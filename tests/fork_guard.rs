@@ -5,30 +5,16 @@
 
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::libc;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
-
-fn wait_for(pid: Pid, deadline: Duration) -> Option<WaitStatus> {
-    let start = Instant::now();
-    loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
-            WaitStatus::StillAlive => {}
-            done => return Some(done),
-        }
-        if start.elapsed() > deadline {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, fork};
 
 /// Forks; the child runs `f` and exits with its code.
+mod common;
+
 fn in_child(f: impl FnOnce() -> i32) -> Option<WaitStatus> {
     // SAFETY: the child runs `f` and `_exit`s; it never returns into the harness.
     match unsafe { fork() }.unwrap() {
@@ -37,7 +23,7 @@ fn in_child(f: impl FnOnce() -> i32) -> Option<WaitStatus> {
             // SAFETY: ends the child without the parent's atexit work.
             unsafe { libc::_exit(code) }
         }
-        ForkResult::Parent { child } => wait_for(child, Duration::from_secs(60)),
+        ForkResult::Parent { child } => common::wait_for_child(child, Duration::from_secs(60)),
     }
 }
 

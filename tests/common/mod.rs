@@ -194,3 +194,26 @@ pub fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Waits for child `pid` up to `deadline` (a hang check, not a speed check); `None` if it
+/// is still running then (it is killed and reaped).
+#[cfg(target_os = "linux")]
+pub fn wait_for_child(
+    pid: nix::unistd::Pid,
+    deadline: Duration,
+) -> Option<nix::sys::wait::WaitStatus> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let start = std::time::Instant::now();
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
+            WaitStatus::StillAlive => {}
+            done => return Some(done),
+        }
+        if start.elapsed() > deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
