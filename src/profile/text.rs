@@ -36,29 +36,56 @@ fn ordered<'a>(p: &'a Profile, ty: &str) -> Vec<&'a Sample> {
     samples
 }
 
+/// The sampled (raw) counts behind an unbiased (objects, bytes) pair: Go's debug=1 text
+/// carries what the runtime recorded, and readers (pprof's legacy parser) unbias it with
+/// the `heap/2×RATE` in the header; writing our unbiased values there scaled them twice
+/// (40.22 GB read for 56.51 MB). Unbiasing multiplies both by `1 / (1 - e^(-avg/rate))`
+/// with `avg = bytes / objects`, which the product leaves unchanged, so it is undone
+/// exactly (up to rounding) from the pair alone.
+fn sampled(objects: i64, bytes: i64, rate: i64) -> (i64, i64) {
+    if rate <= 1 || objects <= 0 || bytes <= 0 {
+        return (objects, bytes);
+    }
+    let avg = bytes as f64 / objects as f64;
+    let keep = 1.0 - (-avg / rate as f64).exp();
+    (
+        (objects as f64 * keep).round() as i64,
+        (bytes as f64 * keep).round() as i64,
+    )
+}
+
 /// A heap profile: `heap profile: INUSE_OBJS: INUSE_BYTES [ALLOC_OBJS: ALLOC_BYTES] @
-/// heap/2×RATE`, then `a: b [c: d] @ addresses` records.
+/// heap/2×RATE`, then `a: b [c: d] @ addresses` records, with the sampled counts as Go
+/// writes them (see [`sampled`]).
 pub(crate) fn write_heap<W: Write>(p: &Profile, mut w: W) -> io::Result<()> {
     let ix = Index::new(p);
-    let total = |ty| p.total(ty);
+    let raw = |s: &Sample| {
+        let (io, ib) = sampled(
+            values(p, s, "inuse_objects"),
+            values(p, s, "inuse_space"),
+            p.period,
+        );
+        let (ao, ab) = sampled(
+            values(p, s, "alloc_objects"),
+            values(p, s, "alloc_space"),
+            p.period,
+        );
+        [io, ib, ao, ab]
+    };
+    let samples = ordered(p, "inuse_space");
+    let rows: Vec<[i64; 4]> = samples.iter().map(|s| raw(s)).collect();
+    let total = |i: usize| rows.iter().map(|r| r[i]).sum::<i64>();
     writeln!(
         w,
         "heap profile: {}: {} [{}: {}] @ heap/{}",
-        total("inuse_objects"),
-        total("inuse_space"),
-        total("alloc_objects"),
-        total("alloc_space"),
+        total(0),
+        total(1),
+        total(2),
+        total(3),
         2 * p.period
     )?;
-    for s in ordered(p, "inuse_space") {
-        write!(
-            w,
-            "{}: {} [{}: {}]",
-            values(p, s, "inuse_objects"),
-            values(p, s, "inuse_space"),
-            values(p, s, "alloc_objects"),
-            values(p, s, "alloc_space")
-        )?;
+    for (s, r) in samples.iter().zip(&rows) {
+        write!(w, "{}: {} [{}: {}]", r[0], r[1], r[2], r[3])?;
         write_stack(&mut w, &ix, s)?;
     }
     Ok(())
@@ -161,11 +188,14 @@ mod tests {
             ],
             &[(1, vec![4, 400, 1, 100]), (2, vec![2, 2000, 2, 2000])],
         );
+        // Rate 1: every allocation sampled, so the values are written as they are (the
+        // undoing of the unbiasing has its own test).
+        let p = Profile { period: 1, ..p };
         let mut out = Vec::new();
         write_heap(&p, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.starts_with("heap profile: 3: 2100 [6: 2400] @ heap/1048576\n2: 2000 [2: 2000] @ 0x2000\n#\t0x2000\tf2\ta.rs:7\n"),
+            text.starts_with("heap profile: 3: 2100 [6: 2400] @ heap/2\n2: 2000 [2: 2000] @ 0x2000\n#\t0x2000\tf2\ta.rs:7\n"),
             "{text}"
         );
     }
@@ -180,5 +210,16 @@ mod tests {
             text,
             "--- mutex:\ncycles/second=1000000000\n900 3 @ 0x1000\n#\t0x1000\tf1\ta.rs:7\n\n"
         );
+    }
+
+    /// Undoes Go's unbiasing: 10 objects of 1 KiB sampled at 512 KiB stand for ~5125.
+    #[test]
+    fn sampled_undoes_the_unbiasing() {
+        let rate = 512 * 1024;
+        let keep = 1.0 - (-1024.0f64 / rate as f64).exp();
+        let (objects, bytes) = ((10.0 / keep) as i64, (10.0 * 1024.0 / keep) as i64);
+        assert_eq!(sampled(objects, bytes, rate), (10, 10 * 1024));
+        assert_eq!(sampled(7, 700, 1), (7, 700));
+        assert_eq!(sampled(0, 0, rate), (0, 0));
     }
 }
