@@ -506,7 +506,7 @@ impl Builder<mode::Unset> {
 
 impl Builder<mode::Unset> {
     /// Thread dump: every thread's stack, captured when the guard stops, written as
-    /// `threads.pb.gz` (`threads/count`, labels `thread_name` and `thread_id`). For a dump
+    /// `threads.pb.gz` (`goroutine/count`, labels `thread_name` and `thread_id`). For a dump
     /// at any other moment see [`crate::runtime::threads`].
     pub fn threads(self) -> Builder<mode::Threads> {
         Builder {

@@ -99,7 +99,7 @@
 //! # Thread dumps and wall-clock profiles
 //!
 //! A hung or idle process shows nothing in a CPU profile. [`runtime::threads`] dumps
-//! every thread's stack from inside the process, like jstack: a `threads/count` profile
+//! every thread's stack from inside the process, like jstack: a `goroutine/count` profile
 //! (labels `thread_name`, `thread_id`), Go's `debug=1` text, and a full dump with each
 //! thread's name, id, state (running, sleeping, disk wait...) and frames with file:line.
 //! One call prints it from a watchdog: [`runtime::threads::dump_to_stderr`]. `.clock()`

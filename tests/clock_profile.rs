@@ -174,15 +174,15 @@ fn guards_write_clock_and_threads_files_that_go_tool_pprof_reads() {
     let p = common::decode(&clock_file);
     assert!(share(&p, "t-half", "nap") > 0.0);
     let p = common::decode(&threads_file);
-    assert_eq!(p.sample_types[0].ty, "threads");
-    assert!(p.total("threads") >= 2);
+    assert_eq!(p.sample_types[0].ty, "goroutine");
+    assert!(p.total("goroutine") >= 2);
 
     let Some(go) = common::go() else { return };
     let top = common::pprof(go, &["-top"], &clock_file);
     assert!(top.contains("Type: time"), "{top}");
     assert!(top.contains("nap") && top.contains("crunch"), "{top}");
     let top = common::pprof(go, &["-top"], &threads_file);
-    assert!(top.contains("Type: threads"), "{top}");
+    assert!(top.contains("Type: goroutine"), "{top}");
     assert!(
         top.contains("t-half") || top.contains("clock_profile::"),
         "{top}"

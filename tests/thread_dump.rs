@@ -208,8 +208,8 @@ fn dump_shows_eight_parked_threads_and_disturbs_none() {
 
     // The profile: one sample per (stack, name), every thread counted once.
     let p = snap.profile();
-    assert_eq!(p.sample_types[0].ty, "threads");
-    assert_eq!(p.total("threads"), snap.threads().len() as i64);
+    assert_eq!(p.sample_types[0].ty, "goroutine");
+    assert_eq!(p.total("goroutine"), snap.threads().len() as i64);
     let with = |f: &str| {
         p.samples
             .iter()
@@ -308,7 +308,7 @@ fn counts_text_groups_identical_stacks() {
     let text = String::from_utf8(text).unwrap();
     assert!(
         text.starts_with(&format!(
-            "threads profile: total {}\n",
+            "goroutine profile: total {}\n",
             snap.threads().len()
         )),
         "{text}"

@@ -816,7 +816,7 @@ mod tests {
         assert_eq!(r.status, 200);
         assert!(String::from_utf8_lossy(&r.body).starts_with("thread dump of process"));
         let r = get("/debug/pprof/goroutine", "debug=1");
-        assert!(String::from_utf8_lossy(&r.body).starts_with("threads profile: total "));
+        assert!(String::from_utf8_lossy(&r.body).starts_with("goroutine profile: total "));
         let r = get("/debug/pprof/goroutine", "");
         assert_eq!(
             r.header("Content-Disposition"),

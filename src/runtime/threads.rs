@@ -5,7 +5,7 @@
 //! // From a watchdog that noticed a stall: print every thread to stderr.
 //! profile::runtime::threads::dump_to_stderr()?;
 //!
-//! // Or keep the snapshot: a `threads/count` profile plus per-thread details.
+//! // Or keep the snapshot: a `goroutine/count` profile plus per-thread details.
 //! let snapshot = profile::runtime::threads::snapshot()?;
 //! for t in snapshot.threads() {
 //!     println!("{} {:?} {} frames", t.id, t.name, t.frames.len());
@@ -136,7 +136,7 @@ pub struct Thread {
     pub pause: Option<Duration>,
 }
 
-/// Every thread's stack at one moment: a `threads/count` profile plus the details.
+/// Every thread's stack at one moment: a `goroutine/count` profile plus the details.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub(crate) threads: Vec<Thread>,
@@ -150,7 +150,7 @@ impl Snapshot {
         &self.threads
     }
 
-    /// The profile: sample type `threads/count`; threads with the same stack and name
+    /// The profile: sample type `goroutine/count`; threads with the same stack and name
     /// form one sample (value = how many), labelled `thread_name` and with one numeric
     /// `thread_id` label per thread. `go tool pprof -top`, `-traces`, `-tagfocus
     /// thread_name=...` read it.
@@ -169,11 +169,11 @@ impl Snapshot {
         self.capture_time
     }
 
-    /// Writes Go's `debug=1` text: `threads profile: total N`, then each distinct stack
+    /// Writes Go's `debug=1` text: `goroutine profile: total N`, then each distinct stack
     /// (and thread name) with its count, most frequent first, its addresses, and one
     /// `#` line per frame (address, function, file:line).
     pub fn write_counts<W: Write>(&self, mut w: W) -> io::Result<()> {
-        writeln!(w, "threads profile: total {}", self.threads.len())?;
+        writeln!(w, "goroutine profile: total {}", self.threads.len())?;
         let mut groups: Vec<(Vec<u64>, &str, Vec<&Thread>)> = Vec::new();
         for t in &self.threads {
             let pcs = addresses(t);
@@ -275,7 +275,7 @@ pub fn snapshot() -> Result<Snapshot, Error> {
     sys::threads::snapshot()
 }
 
-/// The `threads/count` profile of every thread's stack now (what `threads.pb.gz` holds).
+/// The `goroutine/count` profile of every thread's stack now (what `threads.pb.gz` holds).
 pub fn profile() -> Result<Profile, Error> {
     snapshot().map(Snapshot::into_profile)
 }

@@ -1,5 +1,5 @@
 //! Thread dumps: list the threads, capture each one's stack through [`capture`],
-//! symbolize, and build the `threads/count` profile.
+//! symbolize, and build the `goroutine/count` profile.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -160,7 +160,7 @@ pub(crate) fn snapshot() -> Result<Snapshot, Error> {
         });
         ids.push(t.id);
     }
-    let mut b = ProfileBuilder::new(&mut *symbolizer, vec![ValueType::new("threads", "count")]);
+    let mut b = ProfileBuilder::new(&mut *symbolizer, vec![ValueType::new("goroutine", "count")]);
     for (key, leaf_exact) in order {
         let ids = &groups[&key];
         let mut labels = vec![Label {
@@ -177,7 +177,7 @@ pub(crate) fn snapshot() -> Result<Snapshot, Error> {
         b.add(key.0, leaf_exact, &[ids.len() as i64], labels);
     }
     let header = b.header();
-    header.period_type = Some(ValueType::new("threads", "count"));
+    header.period_type = Some(ValueType::new("goroutine", "count"));
     header.period = 1;
     header.time_nanos = crate::profile::builder::now_nanos();
     let profile = b.finish();
