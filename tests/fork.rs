@@ -110,7 +110,7 @@ fn children_forked_while_profiling_never_hang() {
         std::thread::yield_now();
     }
 
-    let children = 40;
+    let children = 24;
     let mut hung = 0;
     let mut failed = Vec::new();
     for _ in 0..children {
