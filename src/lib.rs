@@ -178,7 +178,10 @@
 //! - A signal toggle's signal does nothing in the child (its `profile-toggle` thread is
 //!   the parent's).
 //!
-//! Locks inside `parking_lot` itself (its parking table) are outside this crate's reach.
+//! None of the crate's threads is inside `dl_iterate_phdr` at a fork (glibc does not reset
+//! the loader's lock in the child): the prepare handler waits for them. Locks inside
+//! `parking_lot` itself (its parking table), and the loader's lock held by the
+//! application's own threads, are outside this crate's reach.
 //!
 //! # The shutdown hook
 //!

@@ -59,10 +59,13 @@ fn fork_release() {
 
 fn refresh_unwinder() {
     let _ = crate::sys::fork::register(crate::sys::fork::Slot::Contention, &FORK_HANDLERS);
-    let mut u = UNWINDER.lock();
-    if !u.as_ref().is_some_and(|u| u.is_current()) {
-        *u = Some(crate::heap::sampler::Unwinder::new());
+    if UNWINDER.lock().as_ref().is_some_and(|u| u.is_current()) {
+        return;
     }
+    // Built outside the lock: listing the objects waits while a fork is being prepared,
+    // and the fork's prepare handler takes this lock after that wait.
+    let fresh = crate::heap::sampler::Unwinder::new();
+    *UNWINDER.lock() = Some(fresh);
 }
 /// Distinct stacks kept per profile; events on further stacks are counted as dropped.
 pub(crate) const MAX_STACKS: usize = 16 * 1024;

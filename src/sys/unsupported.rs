@@ -74,6 +74,7 @@ pub(crate) mod fork {
     /// Where a kind's handlers go.
     #[derive(Clone, Copy)]
     pub(crate) enum Slot {
+        Objects,
         Symbolizer,
         Capture,
         Hook,

@@ -38,7 +38,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -120,7 +120,18 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Held by the one requester.
 static CORE: Mutex<()> = Mutex::new(());
 /// The slot; see the module docs for who may touch it when.
-static SLOT: OnceLock<Shared> = OnceLock::new();
+/// Null until the first requester makes it (under CORE), then never freed. Not a
+/// `OnceLock`: a fork while the first one was being made would leave the child's lock in
+/// "initializing" forever; a pointer published only once the slot is whole is simply
+/// still null there, and the child makes its own.
+static SLOT: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The slot, if it has been made.
+fn slot_ref() -> Option<&'static Shared> {
+    let p = SLOT.load(Ordering::Acquire);
+    // SAFETY: a non-null SLOT came from Box::into_raw of a whole Shared and is never freed.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
 
 struct Slot {
     /// What the handler walks with; replaced only by the requester (see `refresh`).
@@ -181,7 +192,7 @@ extern "C" fn handler(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
     let state = STATE.load(Ordering::Acquire);
     if phase(state) == REQUESTED
         && TARGET.load(Ordering::Relaxed) == gettid()
-        && let Some(shared) = SLOT.get()
+        && let Some(shared) = slot_ref()
         && STATE
             .compare_exchange(
                 state,
@@ -312,7 +323,16 @@ impl Capturer {
         let signal = install()?;
         let _ = super::fork::register(super::fork::Slot::Capture, &FORK_HANDLERS);
         let core = CORE.lock();
-        let shared = SLOT.get_or_init(|| Shared(UnsafeCell::new(Slot::new())));
+        // Made under CORE, so only one requester makes it.
+        let shared = match slot_ref() {
+            Some(s) => s,
+            None => {
+                let fresh = Box::into_raw(Box::new(Shared(UnsafeCell::new(Slot::new()))));
+                SLOT.store(fresh, Ordering::Release);
+                // SAFETY: just made from Box::into_raw; never freed.
+                unsafe { &*fresh }
+            }
+        };
         Ok(Capturer {
             _core: core,
             shared,

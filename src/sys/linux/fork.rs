@@ -42,22 +42,26 @@ pub(crate) struct Handlers {
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "threadcreate"), allow(dead_code))]
 pub(crate) enum Slot {
+    /// The loader's list of objects (`dl_iterate_phdr`): no thread of ours is inside it
+    /// at the fork (glibc does not reset its lock in the child). First: it must wait for
+    /// threads that may allocate and take the locks below.
+    Objects = 0,
     /// The shared symbolizer (reset in a child).
-    Symbolizer = 0,
+    Symbolizer = 1,
     /// The stack-capture core (reset in a child).
-    Capture = 1,
+    Capture = 2,
     /// The shutdown hook (its dispositions restored in a child).
-    Hook = 5,
+    Hook = 3,
     /// The contention tables (`profile::sync`): a lock's slow path takes them, and may
     /// allocate under them.
-    Contention = 2,
+    Contention = 4,
     /// The thread-creation table.
-    ThreadCreate = 3,
+    ThreadCreate = 5,
     /// The heap sampler's spin lock: innermost, every allocation may take it.
-    Heap = 4,
+    Heap = 6,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 7;
 
 static HANDLERS: [AtomicPtr<Handlers>; SLOTS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];

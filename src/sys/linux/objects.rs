@@ -13,6 +13,7 @@
 
 use std::ffi::CStr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use framehop::{ExplicitModuleSectionInfo, Module};
 use nix::libc;
@@ -29,15 +30,78 @@ unsafe extern "C" fn read_generation(
     1 // stop after the first object: the counters are process-wide
 }
 
-/// glibc's counts of objects loaded and unloaded so far: equal counts mean the same set
-/// of loaded objects.
-pub(crate) fn generation() -> (u64, u64) {
-    let mut generation = (0u64, 0u64);
-    // SAFETY: `read_generation` only writes the `(u64, u64)` passed here.
-    unsafe {
-        libc::dl_iterate_phdr(Some(read_generation), (&raw mut generation).cast());
+/// Our threads inside `dl_iterate_phdr`.
+static INSIDE: AtomicUsize = AtomicUsize::new(0);
+/// A fork is being prepared: no new call may start.
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+/// `fork()`: glibc does not reset the loader's lock in the child, so a fork while one of
+/// our threads (the CPU manager, a dump, the symbolizer) is inside `dl_iterate_phdr` left
+/// the child blocked forever in its next one (seen: 1 child in 40). The prepare handler
+/// stops new calls and waits for the running ones, before any lock of ours is taken
+/// (a call may allocate, which takes the heap sampler's lock).
+static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
+    prepare: || {
+        FORKING.store(true, Ordering::SeqCst);
+        while INSIDE.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+    },
+    parent: || FORKING.store(false, Ordering::SeqCst),
+    child: || FORKING.store(false, Ordering::SeqCst),
+};
+
+/// Runs `f` (which calls `dl_iterate_phdr`) unless a fork is being prepared; then waits
+/// for it (`wait`) or returns `None`.
+fn iterate<T>(wait: bool, f: impl FnOnce() -> T) -> Option<T> {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::Relaxed) {
+        let _ = super::fork::register(super::fork::Slot::Objects, &FORK_HANDLERS);
     }
-    generation
+    loop {
+        if FORKING.load(Ordering::SeqCst) {
+            if !wait {
+                return None;
+            }
+            std::thread::yield_now();
+            continue;
+        }
+        INSIDE.fetch_add(1, Ordering::SeqCst);
+        if FORKING.load(Ordering::SeqCst) {
+            INSIDE.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let r = f();
+        INSIDE.fetch_sub(1, Ordering::SeqCst);
+        return Some(r);
+    }
+}
+
+/// glibc's counts of objects loaded and unloaded so far: equal counts mean the same set
+/// of loaded objects. Never waits: while a fork is being prepared it returns the last
+/// value read (it may be called under the heap sampler's lock, which the fork's prepare
+/// handlers take after waiting for these calls).
+pub(crate) fn generation() -> (u64, u64) {
+    static LAST: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    let read = iterate(false, || {
+        let mut generation = (0u64, 0u64);
+        // SAFETY: `read_generation` only writes the `(u64, u64)` passed here.
+        unsafe {
+            libc::dl_iterate_phdr(Some(read_generation), (&raw mut generation).cast());
+        }
+        generation
+    });
+    match read {
+        Some(g) => {
+            LAST[0].store(g.0, Ordering::Relaxed);
+            LAST[1].store(g.1, Ordering::Relaxed);
+            g
+        }
+        None => (
+            LAST[0].load(Ordering::Relaxed),
+            LAST[1].load(Ordering::Relaxed),
+        ),
+    }
 }
 
 /// One loaded object's unwind sections, found (and, if asked, copied) while the loader's
@@ -148,11 +212,15 @@ pub(crate) fn list(copy: bool) -> Vec<Loaded> {
         objects: Vec::new(),
         copy,
     };
-    // SAFETY: `collect` matches the callback signature and only uses `data` as the
-    // `Collect` passed here, which outlives the call.
-    unsafe {
-        libc::dl_iterate_phdr(Some(collect), (&raw mut out).cast());
-    }
+    // Waits while a fork is being prepared: never called under a lock the fork's prepare
+    // handlers take.
+    iterate(true, || {
+        // SAFETY: `collect` matches the callback signature and only uses `data` as the
+        // `Collect` passed here, which outlives the call.
+        unsafe {
+            libc::dl_iterate_phdr(Some(collect), (&raw mut out).cast());
+        }
+    });
     remember(&out.objects);
     out.objects
 }
