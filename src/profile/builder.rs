@@ -225,8 +225,10 @@ impl<'r> ProfileBuilder<'r> {
                 .filter(|l| l.mapping_id == m.id);
             for l in locations {
                 // We symbolized every address we had: tell pprof not to try again (it
-                // would print warnings for objects it cannot open).
-                m.has_functions = true;
+                // would print warnings for objects it cannot open). Not for a pseudo
+                // object (`[vdso]`) we found no names in: claiming functions there made
+                // readers show nameless rows; pprof skips such mappings by itself.
+                m.has_functions |= !m.filename.starts_with('[') || !l.lines.is_empty();
                 for line in &l.lines {
                     let f = &self.profile.functions[line.function_id as usize - 1];
                     m.has_filenames |= !f.filename.is_empty();
@@ -365,6 +367,49 @@ mod synthetic_tests {
                 ..Resolved::default()
             }
         }
+    }
+
+    /// A pseudo object with no names found (`[vdso]`) does not claim functions; a file
+    /// mapping we symbolized (even without names) does, so pprof does not try again.
+    #[test]
+    fn nameless_pseudo_objects_do_not_claim_functions() {
+        struct Vdso;
+        impl Resolve for Vdso {
+            fn mappings(&self) -> Vec<Mapping> {
+                vec![
+                    Mapping {
+                        id: 1,
+                        memory_start: 0x1000,
+                        memory_limit: 0x2000,
+                        filename: "/bin/fake".into(),
+                        ..Mapping::default()
+                    },
+                    Mapping {
+                        id: 2,
+                        memory_start: 0x7000,
+                        memory_limit: 0x8000,
+                        filename: "[vdso]".into(),
+                        ..Mapping::default()
+                    },
+                ]
+            }
+            fn resolve(&mut self, address: u64) -> Resolved {
+                Resolved {
+                    address,
+                    mapping_id: if address >= 0x7000 { 2 } else { 1 },
+                    ..Resolved::default()
+                }
+            }
+        }
+        let mut r = Vdso;
+        let mut b = ProfileBuilder::new(&mut r, vec![ValueType::new("samples", "count")]);
+        b.add(&[0x7010, 0x1501], true, &[1], Vec::new());
+        let p = b.finish();
+        assert!(p.mappings[0].has_functions);
+        assert!(
+            !p.mappings[1].has_functions,
+            "[vdso] claims names it does not have"
+        );
     }
 
     /// `lostProfileEvent` samples: a named frame without address or mapping, which
