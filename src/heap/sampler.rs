@@ -169,7 +169,8 @@ fn on_alloc_slow(ptr: *mut u8, size: usize) {
         INSTALLED.store(true, Ordering::Relaxed);
     }
     let rate = RATE.load(Ordering::Relaxed);
-    if control & ENABLED == 0 || rate == 0 || IN_PROFILER.get() {
+    // The profiler's own work (symbolizing) is not the program's heap.
+    if control & ENABLED == 0 || rate == 0 || IN_PROFILER.get() || crate::sys::untracked::active() {
         return;
     }
     let generation = GENERATION.load(Ordering::Relaxed);

@@ -62,6 +62,13 @@ pub(crate) mod cpu {
     }
 }
 
+/// The profiler's own allocations (nothing to exclude where nothing is symbolized).
+pub(crate) mod untracked {
+    pub(crate) fn active() -> bool {
+        false
+    }
+}
+
 /// `fork()` handlers: nothing to register where nothing is profiled.
 pub(crate) mod fork {
     /// One kind's handlers (unused here).

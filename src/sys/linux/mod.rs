@@ -19,6 +19,7 @@ pub(crate) mod threadcreate;
 pub(crate) mod threads;
 pub(crate) mod toggle;
 pub(crate) mod trim;
+pub(crate) mod untracked;
 
 #[cfg(feature = "threadcreate")]
 pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {

@@ -267,9 +267,33 @@ static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
     },
 };
 
+/// The shared symbolizer, locked; this thread's allocations are not heap-sampled while
+/// it is held.
+pub(crate) struct Shared {
+    // Dropped first: the lock is released before the scope ends.
+    guard: MappedMutexGuard<'static, Symbolizer>,
+    _untracked: super::untracked::Untracked,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Symbolizer;
+    fn deref(&self) -> &Symbolizer {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Shared {
+    fn deref_mut(&mut self) -> &mut Symbolizer {
+        &mut self.guard
+    }
+}
+
 /// The shared symbolizer, rebuilt first if the loaded objects changed since it was made.
-pub(crate) fn shared() -> MappedMutexGuard<'static, Symbolizer> {
+pub(crate) fn shared() -> Shared {
     let _ = super::fork::register(super::fork::Slot::Symbolizer, &FORK_HANDLERS);
+    // Everything the symbolizer allocates (DWARF caches, the address cache) is the
+    // profiler's, not the program's: kept out of heap profiles while the guard lives.
+    let untracked = super::untracked::Untracked::new();
     let generation = super::objects::generation();
     let mut slot = SHARED.lock();
     match slot.take() {
@@ -280,10 +304,14 @@ pub(crate) fn shared() -> MappedMutexGuard<'static, Symbolizer> {
         Some((_, old)) => *slot = Some((generation, Symbolizer::new().reusing(old))),
         None => *slot = Some((generation, Symbolizer::new())),
     }
-    MutexGuard::map(slot, |s| match s {
+    let guard = MutexGuard::map(slot, |s| match s {
         Some((_, symbolizer)) => symbolizer,
         None => unreachable!("set just above"),
-    })
+    });
+    Shared {
+        guard,
+        _untracked: untracked,
+    }
 }
 
 /// Symbolizes addresses of the current process; caches every object and every address.
