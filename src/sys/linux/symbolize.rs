@@ -218,11 +218,14 @@ fn unloaded(mapped: &[MapEntry]) -> Vec<MapEntry> {
 /// Where a maps entry goes in the profile: (memory_start, memory_limit, file_offset, bias),
 /// where a profile address is the runtime address minus `bias`.
 ///
-/// Two adjustments, both keeping the address ↔ file relation exact:
+/// The mapping starts where the maps entry does, page aligned (`p_offset` 0x4d7b0 is
+/// mapped from 0x4d000, and the mapping says start 0x4e000 - bias, offset 0x4d000), as
+/// `/proc/self/maps` and Go write them. Go ≥ 1.23 and the newest google/pprof compute the
+/// executable's base by rounding the segment's address down to `p_align` and compare it
+/// with the mapping's start: a mapping starting at the segment's unaligned first byte put
+/// every address off by the remainder (0x7b0), and `-disasm` found nothing. The address ↔
+/// file relation is the same either way (start - offset is unchanged).
 ///
-/// - The kernel maps whole pages, so a segment whose file offset is not page aligned
-///   (`p_offset` 0x521c0, mapped from 0x52000) starts inside its entry; the mapping we
-///   write starts at the segment itself.
 /// - The main executable (`rebase`) is written at its link-time addresses: `go tool pprof`
 ///   (Go's own object reader, as in Go 1.19) compares profile addresses directly with the
 ///   executable's symbol addresses for `-disasm`, which for a position-independent
@@ -238,9 +241,9 @@ fn placement(entry: &MapEntry, segments: &[Segment], rebase: bool) -> (u64, u64,
     match segment {
         None => (entry.start, entry.end, entry.offset, 0),
         Some(&(off, _, vaddr)) => {
-            let start = entry.start + (off - entry.offset);
-            let bias = if rebase { start - vaddr } else { 0 };
-            (start - bias, entry.end - bias, off, bias)
+            let segment_start = entry.start + (off - entry.offset);
+            let bias = if rebase { segment_start - vaddr } else { 0 };
+            (entry.start - bias, entry.end - bias, entry.offset, bias)
         }
     }
 }
