@@ -340,3 +340,28 @@ fn counts_text_groups_identical_stacks() {
         w.join().unwrap();
     }
 }
+
+/// The debug=1 text prints the addresses the profile has (the executable's at link-time
+/// addresses, as every other text form), so pprof resolves them against the binary.
+/// Before: runtime addresses, which only matched `[binary]`.
+#[test]
+fn debug1_addresses_are_the_profiles() {
+    let snap = profile::runtime::threads::snapshot().unwrap();
+    let mut text = Vec::new();
+    snap.write_counts(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let known: std::collections::HashSet<u64> =
+        snap.profile().locations.iter().map(|l| l.address).collect();
+    let mut checked = 0;
+    for line in text.lines().filter(|l| l.contains(" @ ")) {
+        for word in line.split(" @ ").nth(1).unwrap().split_whitespace() {
+            let a = u64::from_str_radix(word.trim_start_matches("0x"), 16).unwrap();
+            assert!(
+                known.contains(&a),
+                "{word} is not a location of the profile:\n{text}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{text}");
+}

@@ -113,6 +113,10 @@ pub struct Frame {
     pub file: String,
     /// The line; 0 when unknown.
     pub line: u32,
+    /// The address as the profile writes it (the executable's at its link-time address,
+    /// return addresses moved back to the call): what the `debug=1` text prints, so pprof
+    /// resolves it against the binary like every other text form.
+    pub(crate) profile_address: u64,
 }
 
 /// One thread of a [`Snapshot`].
@@ -207,7 +211,7 @@ impl Snapshot {
                 writeln!(
                     w,
                     "#\t{:#x}\t{}\t{}:{}",
-                    f.address,
+                    f.profile_address,
                     function_or_unknown(f),
                     f.file,
                     f.line
@@ -261,7 +265,7 @@ fn function_or_unknown(f: &Frame) -> &str {
 
 /// The distinct addresses of a thread's stack (inlined frames share one).
 fn addresses(t: &Thread) -> Vec<u64> {
-    let mut pcs: Vec<u64> = t.frames.iter().map(|f| f.address).collect();
+    let mut pcs: Vec<u64> = t.frames.iter().map(|f| f.profile_address).collect();
     pcs.dedup();
     pcs
 }

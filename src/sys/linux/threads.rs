@@ -204,6 +204,7 @@ fn frames(symbolizer: &mut Symbolizer, stack: &[u64], leaf_exact: bool) -> Vec<F
                 function: String::new(),
                 file: String::new(),
                 line: 0,
+                profile_address: resolved.address,
             });
         }
         for f in resolved.frames.iter() {
@@ -212,6 +213,7 @@ fn frames(symbolizer: &mut Symbolizer, stack: &[u64], leaf_exact: bool) -> Vec<F
                 function: f.name.clone(),
                 file: f.file.clone(),
                 line: f.line,
+                profile_address: resolved.address,
             });
         }
     }
