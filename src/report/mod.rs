@@ -429,7 +429,7 @@ impl fmt::Display for Top {
     }
 }
 
-/// `Time:` as pprof prints it, in UTC: `Jan 2, 2006 at 3:04pm (UTC)`.
+/// `Time:` as current pprof prints it, in UTC: `2006-01-02 15:04:05 UTC`.
 fn format_time(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
@@ -444,20 +444,10 @@ fn format_time(nanos: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (h, m) = (sod / 3600, sod % 3600 / 60);
-    let (h12, ampm) = match h {
-        0 => (12, "am"),
-        1..=11 => (h, "am"),
-        12 => (12, "pm"),
-        _ => (h - 12, "pm"),
-    };
-    format!(
-        "{} {day}, {year} at {h12}:{m:02}{ampm} (UTC)",
-        MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)]
-    )
+    let (h, m, sec) = (sod / 3600, sod % 3600 / 60, sod % 60);
+    // As current pprof (Go ≥ 1.2x's vendored copy): `2006-01-02 15:04:05 MST`, in UTC.
+    // (Go 1.19's printed `Jan 2, 2006 at 3:04pm (MST)`; the newest is followed.)
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02} UTC")
 }
 
 /// Everything a top-like report needs, from one or two profiles.
@@ -929,10 +919,10 @@ mod tests {
 
     #[test]
     fn time_like_go() {
-        assert_eq!(format_time(0), "Jan 1, 1970 at 12:00am (UTC)");
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(
             format_time(1_700_000_000_000_000_000),
-            "Nov 14, 2023 at 10:13pm (UTC)"
+            "2023-11-14 22:13:20 UTC"
         );
     }
 
