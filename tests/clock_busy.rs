@@ -21,17 +21,7 @@ use std::time::{Duration, Instant};
 
 use profile::LabelValue;
 
-#[inline(never)]
-fn busy_compute(d: Duration) -> u64 {
-    let end = Instant::now() + d;
-    let mut x = 1u64;
-    while Instant::now() < end {
-        for _ in 0..500 {
-            x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-    }
-    x
-}
+mod common;
 
 #[inline(never)]
 fn idle_sleep(d: Duration) {
@@ -48,7 +38,7 @@ fn the_split_holds_on_a_busy_machine() {
                 .name("spinner".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        black_box(busy_compute(Duration::from_millis(5)));
+                        black_box(common::crunch(Duration::from_millis(5)));
                     }
                 })
                 .unwrap()
@@ -64,7 +54,7 @@ fn the_split_holds_on_a_busy_machine() {
                 // A count of cycles, not a window of time.
                 for _ in 0..150 {
                     let t = Instant::now();
-                    black_box(busy_compute(Duration::from_millis(12)));
+                    black_box(common::crunch(Duration::from_millis(12)));
                     c.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     let t = Instant::now();
                     idle_sleep(Duration::from_millis(8));
@@ -98,7 +88,7 @@ fn the_split_holds_on_a_busy_machine() {
                 l.lines.iter().any(|line| {
                     p.functions
                         .iter()
-                        .any(|f| f.id == line.function_id && f.name.ends_with("busy_compute"))
+                        .any(|f| f.id == line.function_id && f.name.ends_with("crunch"))
                 })
             })
         });

@@ -24,20 +24,6 @@ fn nap(d: Duration) -> Duration {
     black_box(start.elapsed())
 }
 
-/// Computes for `d` of wall-clock time (not CPU time: the split is about wall time even
-/// when the CPU is shared with other tests).
-#[inline(never)]
-fn crunch(d: Duration) -> u64 {
-    let end = Instant::now() + d;
-    let mut x = 1u64;
-    while Instant::now() < end {
-        for _ in 0..1000 {
-            x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-    }
-    x
-}
-
 fn half_and_half(stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
     thread::Builder::new()
         .name("t-half".into())
@@ -45,7 +31,7 @@ fn half_and_half(stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
             let mut acc = 0;
             while !stop.load(Ordering::Relaxed) {
                 acc ^= nap(Duration::from_millis(50)).as_nanos() as u64;
-                acc ^= crunch(Duration::from_millis(50));
+                acc ^= common::crunch(Duration::from_millis(50));
             }
             acc
         })

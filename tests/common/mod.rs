@@ -31,6 +31,20 @@ fn burn(d: Duration) -> u64 {
     x
 }
 
+/// Computes for `d` of wall-clock time (not CPU time: a wall-clock split is about wall
+/// time even when the CPU is shared with other work).
+#[inline(never)]
+pub fn crunch(d: Duration) -> u64 {
+    let end = std::time::Instant::now() + d;
+    let mut x = 1u64;
+    while std::time::Instant::now() < end {
+        for _ in 0..1000 {
+            x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    x
+}
+
 /// Three parts of the work.
 #[inline(never)]
 pub fn hot_three(d: Duration) -> u64 {
