@@ -106,11 +106,20 @@ pub fn go() -> Option<&'static str> {
 }
 
 /// Runs `go tool pprof ARGS FILE`, asserting that it succeeds and prints no warnings;
-/// returns its standard output.
+/// returns its standard output. With `PPROF_READER` set to a standalone google/pprof
+/// binary (`go install github.com/google/pprof@latest`), that reader runs instead, so
+/// `.ci/run` can check the same files with the newest pprof.
 pub fn pprof(go: &str, args: &[&str], file: &Path) -> String {
+    let mut cmd = match std::env::var_os("PPROF_READER") {
+        Some(reader) => Command::new(reader),
+        None => {
+            let mut c = Command::new(go);
+            c.args(["tool", "pprof"]);
+            c
+        }
+    };
     // UTC: `Time:` lines then match what profile-report prints.
-    let out = Command::new(go)
-        .args(["tool", "pprof"])
+    let out = cmd
         .args(args)
         .arg(file)
         .env("TZ", "UTC")
