@@ -697,9 +697,11 @@ mod tests {
             // Let the manager give this thread its timer first.
             std::thread::sleep(Duration::from_millis(50));
             let before = allocations();
-            let start = Instant::now();
+            // 300 ms of this thread's CPU time (not wall time: on a busy machine the
+            // thread gets less CPU per second, and a wall-time loop fewer samples).
+            let end = super::sigsafe::thread_cpu_nanos() + 300_000_000;
             let mut x = 1u64;
-            while start.elapsed() < Duration::from_millis(300) {
+            while super::sigsafe::thread_cpu_nanos() < end {
                 for _ in 0..1000 {
                     x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
                 }
