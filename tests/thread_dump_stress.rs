@@ -42,9 +42,11 @@ fn dumps_survive_allocation_thread_and_library_churn() {
     // The dump loop runs on its own thread so that a hang is reported, not waited out.
     let (done_tx, done_rx) = mpsc::channel();
     let dumper = thread::spawn(move || {
+        // At least 10 dumps (a count: a busy machine made only 8 in a 3 s window), and
+        // for at least STRESS_SECS when it is set higher.
         let end = Instant::now() + Duration::from_secs(secs);
         let (mut dumps, mut threads, mut missing) = (0u64, 0usize, Vec::new());
-        while Instant::now() < end {
+        while dumps < 10 || Instant::now() < end {
             let snap = profile::runtime::threads::snapshot().expect("snapshot");
             let mut text = Vec::new();
             snap.write_dump(&mut text).unwrap();
@@ -60,7 +62,7 @@ fn dumps_survive_allocation_thread_and_library_churn() {
         done_tx.send((dumps, threads, missing)).unwrap();
     });
     let (dumps, threads, missing) = done_rx
-        .recv_timeout(Duration::from_secs(secs + 60))
+        .recv_timeout(Duration::from_secs(secs + 300))
         .expect("the dump loop hung");
     dumper.join().unwrap();
     let clock_profile = clock.stop().unwrap();
@@ -80,7 +82,6 @@ fn dumps_survive_allocation_thread_and_library_churn() {
         clock_profile.total("samples"),
         missing.len()
     );
-    assert!(dumps >= 10, "only {dumps} dumps");
     assert!(
         ops.iter().all(|&n| n > 0),
         "a churn thread made no progress: {ops:?}"
