@@ -58,11 +58,7 @@ impl Session {
                 // A fork child: the profiler's threads and timers are the parent's, and
                 // so is the file. Touch nothing of it.
                 std::mem::forget(profiler);
-                Err(Error::ForkedChild {
-                    mode: self.kind,
-                    parent: self.pid,
-                    child: std::process::id(),
-                })
+                crate::runtime::check_same_process(self.pid, self.kind).map(|()| PathBuf::new())
             }
             State::Running(profiler) => {
                 let result = profiler.finish().and_then(|finished| {

@@ -94,13 +94,9 @@ impl ClockProfiler {
     /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the
     /// sampler's threads and timers are the parent's; nothing of them is touched).
     pub fn stop(mut self) -> Result<Profile, Error> {
-        if self.pid != std::process::id() {
+        if let Err(e) = super::check_same_process(self.pid, ProfileKind::Clock) {
             std::mem::forget(self.sampler.take());
-            return Err(Error::ForkedChild {
-                mode: ProfileKind::Clock,
-                parent: self.pid,
-                child: std::process::id(),
-            });
+            return Err(e);
         }
         // The claim is released when `self` drops, after the sampler has stopped.
         match self.sampler.take() {
@@ -113,7 +109,7 @@ impl ClockProfiler {
 impl Drop for ClockProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
-            if self.pid != std::process::id() {
+            if super::check_same_process(self.pid, ProfileKind::Clock).is_err() {
                 // A fork child: the sampler's threads are not here to stop.
                 std::mem::forget(s);
                 return;

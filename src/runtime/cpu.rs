@@ -145,13 +145,9 @@ impl CpuProfiler {
     /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the
     /// sampler's threads and timers are the parent's; nothing of them is touched).
     pub fn stop(mut self) -> Result<Profile, Error> {
-        if self.pid != std::process::id() {
+        if let Err(e) = super::check_same_process(self.pid, ProfileKind::Cpu) {
             std::mem::forget(self.sampler.take());
-            return Err(Error::ForkedChild {
-                mode: ProfileKind::Cpu,
-                parent: self.pid,
-                child: std::process::id(),
-            });
+            return Err(e);
         }
         // Always Some: only `stop` (which takes `self`) and `drop` take it. The claim is
         // released when `self` drops, after the sampler has stopped.
@@ -165,7 +161,7 @@ impl CpuProfiler {
 impl Drop for CpuProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
-            if self.pid != std::process::id() {
+            if super::check_same_process(self.pid, ProfileKind::Cpu).is_err() {
                 // A fork child: the sampler's threads are not here to stop.
                 std::mem::forget(s);
                 return;

@@ -58,6 +58,20 @@ impl Drop for Claim {
 }
 
 /// Checks a sampling frequency: 1..=`max`.
+/// `Err(ForkedChild)` when called in a `fork()` child of process `pid` (the one that
+/// started a `mode` profiler): the sampler's threads and timers are the parent's.
+pub(crate) fn check_same_process(pid: u32, mode: crate::ProfileKind) -> Result<(), Error> {
+    let now = std::process::id();
+    if pid == now {
+        return Ok(());
+    }
+    Err(Error::ForkedChild {
+        mode,
+        parent: pid,
+        child: now,
+    })
+}
+
 pub(crate) fn validate_frequency(hz: u32, max: u32) -> Result<(), Error> {
     if hz == 0 || hz > max {
         return Err(Error::InvalidFrequency { hz, max });

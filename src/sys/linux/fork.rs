@@ -23,7 +23,7 @@
 //! allocate while holding a lock the allocator path takes and must not block on anything
 //! but the locks they exist to take. Registration runs on ordinary threads.
 
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use nix::libc;
@@ -69,18 +69,11 @@ static HANDLERS: [AtomicPtr<Handlers>; SLOTS] =
 /// Registers `handlers` in `slot` (idempotent; the first registration of a slot wins).
 /// Returns the errno if `pthread_atfork` fails (only for lack of memory).
 pub(crate) fn register(slot: Slot, handlers: &'static Handlers) -> Result<(), i32> {
-    static ONCE: Once = Once::new();
-    static mut RESULT: i32 = 0;
-    ONCE.call_once(|| {
-        // SAFETY: the three functions are `extern "C"`, take no arguments and live for
-        // the process.
-        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-        // SAFETY: written once, inside call_once, before any read (reads happen after
-        // call_once returns, which synchronizes with this write).
-        unsafe { RESULT = rc };
-    });
-    // SAFETY: see above; never written again.
-    let rc = unsafe { RESULT };
+    static RESULT: OnceLock<i32> = OnceLock::new();
+    // SAFETY: the three functions are `extern "C"`, take no arguments and live for the
+    // process.
+    let rc = *RESULT
+        .get_or_init(|| unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) });
     if rc != 0 {
         return Err(rc);
     }

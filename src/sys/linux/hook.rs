@@ -88,12 +88,10 @@ fn restore_in_child() {
         }
         PENDING[i].store(false, Ordering::SeqCst);
     }
-    if super::fork::release_in_child(&INSTALLED)
-        && let Some(mut installed) = INSTALLED.try_lock()
-    {
+    // The parent's list (maybe half updated if its holder was interrupted): abandoned.
+    super::fork::release_in_child(&INSTALLED);
+    if let Some(mut installed) = INSTALLED.try_lock() {
         std::mem::forget(std::mem::take(&mut *installed));
-    } else if let Some(mut installed) = INSTALLED.try_lock() {
-        installed.clear();
     }
 }
 
