@@ -24,7 +24,7 @@
 //! the flip reads the new pointer.
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use nix::libc;
 
@@ -42,6 +42,8 @@ pub(crate) struct Sample {
     pub nanos: u64,
     /// When it was taken (CLOCK_MONOTONIC, nanoseconds).
     pub at_nanos: u64,
+    /// Taken by the process-wide timer on a thread without its own timer yet.
+    pub untimed: bool,
     pub len: u32,
     /// False when the walk stopped early (or no cache was free: leaf only).
     pub complete: bool,
@@ -87,6 +89,7 @@ impl Ring {
                     weight: 0,
                     nanos: 0,
                     at_nanos: 0,
+                    untimed: false,
                     len: 0,
                     complete: false,
                     name: [0; 16],
@@ -158,8 +161,9 @@ unsafe impl Sync for CachePool {}
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Numbers sampling sessions (from 1): a thread's cached identity is for one session.
 static SESSION: AtomicU64 = AtomicU64::new(0);
-/// The threads that have their own timer: a lock-free open-addressing set of tids that
-/// only the manager thread writes and the handler reads.
+/// The threads that have their own timer, with their timer's slot in `TIMERS`: a
+/// lock-free open-addressing set of tids that only the manager thread writes and the
+/// handler reads.
 pub(crate) mod timed {
     use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -170,6 +174,8 @@ pub(crate) mod timed {
     pub(crate) const CAPACITY: usize = SLOTS / 2;
 
     static TABLE: [AtomicI32; SLOTS] = [const { AtomicI32::new(EMPTY) }; SLOTS];
+    /// The timer slot of the tid at the same index (written before the tid).
+    static TIMER_SLOT: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
     static MEMBERS: AtomicUsize = AtomicUsize::new(0);
     static TOMBSTONES: AtomicUsize = AtomicUsize::new(0);
 
@@ -177,21 +183,23 @@ pub(crate) mod timed {
         (tid as u32).wrapping_mul(0x9e37_79b9) as usize % SLOTS
     }
 
-    /// Whether `tid` is in the set (handler side: loads only, bounded probes).
-    pub(crate) fn contains(tid: i32) -> bool {
+    /// `tid`'s timer slot if it is in the set (handler side: loads only, bounded
+    /// probes).
+    pub(crate) fn slot_of(tid: i32) -> Option<usize> {
         let first = start(tid);
         for i in 0..SLOTS {
-            match TABLE[(first + i) % SLOTS].load(Ordering::Acquire) {
-                EMPTY => return false,
-                t if t == tid => return true,
+            let at = (first + i) % SLOTS;
+            match TABLE[at].load(Ordering::Acquire) {
+                EMPTY => return None,
+                t if t == tid => return Some(TIMER_SLOT[at].load(Ordering::Relaxed)),
                 _ => {}
             }
         }
-        false
+        None
     }
 
-    /// Adds `tid` (manager only); false if the set is full.
-    pub(crate) fn insert(tid: i32) -> bool {
+    /// Adds `tid` with its timer slot (manager only); false if the set is full.
+    pub(crate) fn insert(tid: i32, timer_slot: usize) -> bool {
         if MEMBERS.load(Ordering::Relaxed) >= CAPACITY {
             return false;
         }
@@ -202,8 +210,12 @@ pub(crate) mod timed {
         for i in 0..SLOTS {
             let slot = &TABLE[(first + i) % SLOTS];
             match slot.load(Ordering::Relaxed) {
-                t if t == tid => return true,
+                t if t == tid => {
+                    TIMER_SLOT[(first + i) % SLOTS].store(timer_slot, Ordering::Relaxed);
+                    return true;
+                }
                 EMPTY => {
+                    TIMER_SLOT[(first + i) % SLOTS].store(timer_slot, Ordering::Relaxed);
                     slot.store(tid, Ordering::Release);
                     MEMBERS.fetch_add(1, Ordering::Relaxed);
                     return true;
@@ -244,14 +256,15 @@ pub(crate) mod timed {
     /// Rewrites the table without tombstones. A handler looking up meanwhile may miss a
     /// member: at worst one process-timer sample is kept for a thread that has a timer.
     fn rebuild() {
-        let members: Vec<i32> = TABLE
+        let members: Vec<(i32, usize)> = TABLE
             .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .filter(|&t| t != EMPTY && t != REMOVED)
+            .zip(&TIMER_SLOT)
+            .map(|(s, t)| (s.load(Ordering::Relaxed), t.load(Ordering::Relaxed)))
+            .filter(|&(t, _)| t != EMPTY && t != REMOVED)
             .collect();
         clear();
-        for tid in members {
-            insert(tid);
+        for (tid, slot) in members {
+            insert(tid, slot);
         }
     }
 }
@@ -325,6 +338,7 @@ pub(crate) extern "C" fn handler(
     let info = unsafe { &*info };
     if ENABLED.load(Ordering::SeqCst) {
         let period = PERIOD_NANOS.load(Ordering::Relaxed);
+        let mut untimed = false;
         let taken = match info.si_code {
             // This thread's own CPU timer: the periods of CPU time measured since the
             // thread's previous sample; the timer is re-armed with a random delay (see
@@ -338,16 +352,31 @@ pub(crate) extern "C" fn handler(
                 }
             }
             // The process-wide ITIMER_PROF, which covers threads in the few milliseconds
-            // before the manager gives them a timer (and threads that end before); ignored
-            // on threads that have one, whose own timer counts them.
+            // before the manager gives them a timer (and threads that end before). On a
+            // thread that has one, the untimed part of the stretch is carried to the next
+            // process-timer signal on an untimed thread, and the signal serves as one
+            // more of the thread's own (its schedule's points passed so far): on a busy
+            // machine its own come seldom (see `Collected::add_tail` in cpu.rs).
             libc::SI_KERNEL => {
                 let elapsed = process_elapsed();
-                if timed::contains(thread_identity().0) {
-                    None
-                } else {
-                    match process_timer(period, elapsed) {
-                        0 => None,
-                        periods => Some((periods, u64::from(periods) * period)),
+                match timed::slot_of(thread_identity().0) {
+                    Some(slot) => {
+                        UNTIMED_CARRY.fetch_add(elapsed as i64, Ordering::Relaxed);
+                        // Its timer is whole once its id is published.
+                        let ready = TIMERS
+                            .get(slot)
+                            .is_some_and(|t| t.id.load(Ordering::Acquire) != 0);
+                        // Even with no point passed, a sample of weight 0 tells the
+                        // manager where the thread is, for its tail if it exits before
+                        // its next signal (the manager adds no zero rows to the profile).
+                        ready
+                            .then(|| own_timer(slot, period))
+                            .map(|periods| (periods, u64::from(periods) * period))
+                    }
+                    None => {
+                        untimed = true;
+                        let periods = process_timer(period, elapsed);
+                        Some((periods, u64::from(periods) * period))
                     }
                 }
             }
@@ -357,7 +386,7 @@ pub(crate) extern "C" fn handler(
         if let Some((weight, nanos)) = taken {
             // SAFETY: `uc` is this handler's context; counted in READERS, so WALKER and
             // RING stay alive until we leave.
-            unsafe { sample(weight, nanos, uc.cast()) };
+            unsafe { sample(weight, nanos, untimed, uc.cast()) };
         }
     }
     READERS[e].fetch_sub(1, Ordering::SeqCst);
@@ -370,7 +399,7 @@ pub(crate) extern "C" fn handler(
 /// # Safety
 ///
 /// Called from [`handler`] with its context, while counted in `READERS`.
-unsafe fn sample(weight: u32, nanos: u64, uc: *const libc::ucontext_t) {
+unsafe fn sample(weight: u32, nanos: u64, untimed: bool, uc: *const libc::ucontext_t) {
     let start = monotonic_nanos();
     STATS.signals.fetch_add(1, Ordering::Relaxed);
     let ring = RING.load(Ordering::SeqCst);
@@ -390,6 +419,7 @@ unsafe fn sample(weight: u32, nanos: u64, uc: *const libc::ucontext_t) {
     s.weight = weight;
     s.nanos = nanos;
     s.at_nanos = start;
+    s.untimed = untimed;
     s.labels = labels::acquire_current();
     let (len, complete) = match (walker, claim_cache(s.tid)) {
         (Some(walker), Some((flag, cache))) => {
@@ -429,6 +459,11 @@ pub(crate) struct TimerSlot {
     pub id: AtomicUsize,
     /// The thread's CPU time at which the timer's first expiry was set.
     pub first_expiry_cpu_nanos: AtomicU64,
+    /// The thread's CPU time counted so far by its timer's samples: when the timer was
+    /// made (from there on its own timer, not the process timer, counts the thread), then
+    /// at each of its signals. What the thread used after it is its *tail*, which the
+    /// manager counts when the thread exits or sampling stops (see `Timers::tail`).
+    pub reported_cpu_nanos: AtomicU64,
 }
 
 /// How many per-thread timers can exist at once (threads beyond it are sampled by the
@@ -439,6 +474,7 @@ pub(crate) static TIMERS: [TimerSlot; MAX_TIMERS] = [const {
     TimerSlot {
         id: AtomicUsize::new(0),
         first_expiry_cpu_nanos: AtomicU64::new(0),
+        reported_cpu_nanos: AtomicU64::new(0),
     }
 }; MAX_TIMERS];
 
@@ -468,8 +504,12 @@ thread_local! {
 
 /// The process's CPU time at the previous process-timer signal, on any thread.
 static PROCESS_MARK: AtomicU64 = AtomicU64::new(0);
-/// Process CPU time not yet counted in whole periods.
-static PROCESS_CARRY: AtomicU64 = AtomicU64::new(0);
+/// The CPU time of threads without their own timer not yet counted by a process-timer
+/// sample: process CPU since the session began, less what timed threads have reported
+/// of theirs (each at its own-timer signals), less what process-timer samples counted.
+/// Signed: a timed thread reports its CPU at its next signal, so until then its time is
+/// in here, and the reports that follow take it out again.
+static UNTIMED_CARRY: AtomicI64 = AtomicI64::new(0);
 
 /// For every process-timer signal: the process CPU time since the previous one (each
 /// signal stands for that stretch, whichever thread it lands on).
@@ -479,24 +519,50 @@ fn process_elapsed() -> u64 {
 }
 
 /// For a process-timer signal on a thread without its own timer yet: the periods it
-/// stands for, `elapsed` (process CPU since the previous process-timer signal) in whole
-/// periods, the remainder carried to the next.
+/// stands for — the untimed threads' CPU not yet counted (`UNTIMED_CARRY`, to which
+/// `elapsed`, the process CPU since the previous process-timer signal, is added first) in
+/// whole periods, the remainder carried to the next.
 ///
 /// Why the process's time and not the thread's: ITIMER_PROF expires after each period of
 /// the *process's* CPU and its signal goes to the thread running at that tick, so the
 /// thread it lands on is a sample, drawn in proportion to CPU use, of where that stretch
-/// of process CPU went. Weighting it by the stretch is unbiased for every thread, however
-/// short-lived (a 2 ms thread is hit in about one of five 10 ms stretches, and then counts
-/// the whole stretch). Counting instead the receiving thread's own CPU since its previous
-/// process-timer sample (as before) gave nothing to threads younger than half a period
-/// (0.00 of the CPU of 2 ms threads, 0.60 of 20 ms ones); and at rates above the tick,
-/// where one signal comes per tick for several periods, the stretch counts them all.
+/// of process CPU went (a 2 ms thread is hit in about one of five 10 ms stretches, and
+/// then counts the whole stretch). Counting instead the receiving thread's own CPU since
+/// its previous process-timer sample (as before) gave nothing to threads younger than half
+/// a period (0.00 of the CPU of 2 ms threads, 0.60 of 20 ms ones); and at rates above the
+/// tick, where one signal comes per tick for several periods, the stretch counts them all.
+///
+/// Why the untimed threads' CPU and not the whole stretch: on a busy machine the signal
+/// often does not land on the thread that was running — preempted at the very tick that
+/// expired the timer, it is still waiting for a CPU when it exits, and the kernel hands
+/// the signal to another thread, typically one that has its own timer (the one that
+/// joins it) — and meanwhile the further expiries are merged into the pending signal (26
+/// signals for 2.1 s of CPU at 100 Hz, measured under four busy loops on two cores).
+/// Dropping the stretches that landed on timed threads lost 40% of short threads' CPU
+/// there. So the stretch is split: timed threads' CPU is theirs to count (they subtract
+/// it as they report it), the rest waits in the carry for a signal on an untimed thread,
+/// and no CPU is lost or counted twice, only possibly charged to a later untimed thread.
+/// `nanos` of a timed thread's CPU were counted by its own samples (or its tail): not the
+/// process timer's to count.
+pub(crate) fn untimed_reported(nanos: u64) {
+    UNTIMED_CARRY.fetch_sub(nanos.min(i64::MAX as u64) as i64, Ordering::Relaxed);
+}
+
+/// The untimed CPU no sample has counted (see `UNTIMED_CARRY`; read when sampling has
+/// stopped, after the tails).
+pub(crate) fn untimed_uncounted() -> i64 {
+    UNTIMED_CARRY.load(Ordering::Relaxed)
+}
+
 fn process_timer(period: u64, elapsed: u64) -> u32 {
-    let period = period.max(1);
-    let total = PROCESS_CARRY.fetch_add(elapsed, Ordering::Relaxed) + elapsed;
+    let period = period.max(1) as i64;
+    let total = UNTIMED_CARRY.fetch_add(elapsed as i64, Ordering::Relaxed) + elapsed as i64;
+    if total < period {
+        return 0;
+    }
     let periods = total / period;
-    PROCESS_CARRY.fetch_sub(periods * period, Ordering::Relaxed);
-    periods.min(u64::from(u32::MAX)) as u32
+    UNTIMED_CARRY.fetch_sub(periods * period, Ordering::Relaxed);
+    periods.min(i64::from(u32::MAX)) as u32
 }
 
 /// For a signal from this thread's own timer (in `slot`): how many sampling points of
@@ -516,9 +582,11 @@ fn process_timer(period: u64, elapsed: u64) -> u32 {
 /// program whose phases keep step with the period (30 ms in one function, 10 ms in
 /// another, at 100 Hz) is then sampled at the same points of every cycle: hot_three at
 /// 50% or 99% instead of 75% in some runs of `examples/cpu.rs`, measured. Random gaps
-/// decorrelate the samples from any rhythm. Re-arming from here is safe: this signal has
-/// been delivered, so the kernel has none of this timer's signals pending to drop
-/// (re-arming from the manager thread lost 20% of the samples that way).
+/// decorrelate the samples from any rhythm. Re-arming from the thread itself is safe: a
+/// signal of this timer still pending (when called for a process-timer signal) may be
+/// dropped by the re-arm, but the points it would have counted are counted here or at the
+/// next signal (re-arming from the manager thread, without counting, lost 20% of the
+/// samples).
 fn own_timer(slot: usize, period: u64) -> u32 {
     let now = thread_cpu_nanos();
     let session = SESSION.load(Ordering::Relaxed);
@@ -532,6 +600,14 @@ fn own_timer(slot: usize, period: u64) -> u32 {
         mark.slot = slot;
         mark.next_cpu_nanos = timer.first_expiry_cpu_nanos.load(Ordering::Relaxed);
         mark.rng = now | 1;
+    }
+    // This thread's CPU since its previous report is counted by its timer, not by the
+    // process timer's samples (see `process_timer`). Only this thread writes the slot
+    // while the timer exists.
+    let reported = timer.reported_cpu_nanos.load(Ordering::Relaxed);
+    if now > reported {
+        untimed_reported(now - reported);
+        timer.reported_cpu_nanos.store(now, Ordering::Relaxed);
     }
     let gap = |rng: &mut u64| period - period / 4 + xorshift(rng) % (period / 2).max(1);
     let mut points = 0u64;
@@ -668,7 +744,7 @@ pub(crate) fn enable(ring: Ring, period_nanos: u64) {
         super::sigsafe::clock_nanos(libc::CLOCK_PROCESS_CPUTIME_ID),
         Ordering::Relaxed,
     );
-    PROCESS_CARRY.store(0, Ordering::Relaxed);
+    UNTIMED_CARRY.store(0, Ordering::Relaxed);
     let old = RING.swap(Box::into_raw(Box::new(ring)), Ordering::SeqCst);
     debug_assert!(old.is_null());
     SESSION.fetch_add(1, Ordering::SeqCst);
