@@ -160,7 +160,11 @@ impl ServerBuilder {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("profile-http".into())
-                .spawn(move || accept_loop(&listener, &stop, Arc::new(self)))
+                .spawn(move || {
+                    // The server's allocations are the profiler's, not the program's.
+                    let _untracked = crate::sys::untracked::Untracked::new();
+                    accept_loop(&listener, &stop, Arc::new(self))
+                })
                 .map_err(|e| Error::io("the profile-http thread", e))?
         };
         Ok(Server {
@@ -268,6 +272,7 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, config: Arc<ServerBuil
         let spawned = std::thread::Builder::new()
             .name("profile-http-req".into())
             .spawn(move || {
+                let _untracked = crate::sys::untracked::Untracked::new();
                 let mut stream = stream;
                 if serve_request(&mut stream, &shared2, id).is_ok() {
                     finish(&mut stream);

@@ -45,6 +45,11 @@ pub(crate) trait Resolve {
     fn mappings(&self) -> Vec<Mapping>;
     /// What `address` (already adjusted to lie inside its instruction) resolves to.
     fn resolve(&mut self, address: u64) -> Resolved;
+    /// Whether addresses were given their functions (false: the reader is to symbolize
+    /// them from the binary, so mappings do not claim functions).
+    fn symbolizes(&self) -> bool {
+        true
+    }
 }
 
 type SampleKey = (Vec<u64>, Vec<Label>);
@@ -217,6 +222,7 @@ impl<'r> ProfileBuilder<'r> {
     /// symbolization found in each.
     pub(crate) fn finish(mut self) -> Profile {
         let mut mappings = self.resolver.mappings();
+        let symbolized = self.resolver.symbolizes();
         for m in &mut mappings {
             let locations = self
                 .profile
@@ -228,7 +234,8 @@ impl<'r> ProfileBuilder<'r> {
                 // would print warnings for objects it cannot open). Not for a pseudo
                 // object (`[vdso]`) we found no names in: claiming functions there made
                 // readers show nameless rows; pprof skips such mappings by itself.
-                m.has_functions |= !m.filename.starts_with('[') || !l.lines.is_empty();
+                m.has_functions |=
+                    symbolized && (!m.filename.starts_with('[') || !l.lines.is_empty());
                 for line in &l.lines {
                     let f = &self.profile.functions[line.function_id as usize - 1];
                     m.has_filenames |= !f.filename.is_empty();

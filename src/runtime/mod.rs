@@ -8,6 +8,7 @@ pub mod clock;
 pub mod cpu;
 pub mod heap;
 pub mod mutex;
+pub mod symbols;
 #[cfg(feature = "threadcreate")]
 pub mod threadcreate;
 pub mod threads;

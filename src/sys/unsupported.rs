@@ -1,5 +1,8 @@
 //! Stubs for platforms other than Linux: everything returns [`Error::Unsupported`].
 
+/// Nothing is symbolized on this platform: nothing to release.
+pub(crate) fn release_symbolizer() {}
+
 /// CPU sampling.
 pub(crate) mod cpu {
     use crate::Error;
@@ -66,6 +69,15 @@ pub(crate) mod cpu {
 pub(crate) mod untracked {
     pub(crate) fn active() -> bool {
         false
+    }
+
+    /// A scope of the profiler's own allocations (nothing to exclude here).
+    pub(crate) struct Untracked(());
+
+    impl Untracked {
+        pub(crate) fn new() -> Untracked {
+            Untracked(())
+        }
     }
 }
 

@@ -76,6 +76,7 @@ impl Sampler {
 /// The sampler thread's loop: one round per period until told to stop.
 fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
     let _own = tasks::register_own();
+    let _untracked = super::untracked::Untracked::new();
     let mut c = Collected::default();
     let mut known: HashMap<i32, Task> = HashMap::new();
     let mut stale: Vec<i32> = Vec::new();

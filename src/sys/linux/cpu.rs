@@ -553,6 +553,8 @@ impl Sampler {
             });
         }
         let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
+        // The caches, walker and ring are the profiler's, not the program's heap.
+        let _untracked = super::untracked::Untracked::new();
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         cpu_signal::ensure_caches((2 * cpus + 4).min(64));
         cpu_signal::reset_stats();
@@ -723,6 +725,8 @@ fn manage(
     mut template: Walker,
 ) -> Collected {
     let _own = tasks::register_own();
+    // The manager's allocations (the samples' table, walkers) are the profiler's.
+    let _untracked = super::untracked::Untracked::new();
     let mut seen = HashSet::new();
     // Until told to stop (or the sampler is gone).
     // The wait is drawn uniformly from 0.5..1.5 × SCAN_INTERVAL, so that the re-phasing

@@ -29,6 +29,11 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 #[cfg(feature = "threadcreate")]
 pub(crate) use threadcreate::profile as threadcreate_profile;
 
+/// Drops the symbolizer's objects and returns the freed memory (`runtime::symbols`).
+pub(crate) fn release_symbolizer() {
+    symbolize::release();
+}
+
 /// The function at `address` (a runtime address, or a link-time one of the executable).
 #[cfg(feature = "http")]
 pub(crate) fn function_name(address: u64) -> Option<String> {

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use object::{Object, ObjectSegment};
+use object::{Object, ObjectSegment, ObjectSymbol};
 
 use crate::profile::Mapping;
 use crate::profile::builder::{Resolve, Resolved, SymFrame};
@@ -159,6 +159,50 @@ fn debug_file(build_id: &str) -> Option<std::path::PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// An object's function symbols alone, copied out of the file (no DWARF parsed, no file
+/// kept mapped): what names frames when profiles are not symbolized. addr2line's loader
+/// touched ~20 MB of a 17.6 MB binary to open it; this keeps the names only.
+struct SymbolTable {
+    /// (address, size, mangled name), by address.
+    symbols: Vec<(u64, u64, Box<str>)>,
+}
+
+impl SymbolTable {
+    /// The function symbols of the object at `path` (of its separate debug file when the
+    /// system has one: a stripped libc's names are there).
+    fn read(path: &Path) -> Option<SymbolTable> {
+        let (build_id, _) = read_object_info(path)?;
+        let debug = debug_file(&build_id);
+        let file = fs::File::open(debug.as_deref().unwrap_or(path)).ok()?;
+        // SAFETY: read-only, dropped before returning; see `read_object_info`.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let obj = object::File::parse(&*map).ok()?;
+        let take = |syms: object::SymbolIterator<'_, '_>| {
+            syms.filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
+                .filter_map(|s| Some((s.address(), s.size(), Box::from(s.name().ok()?))))
+                .collect::<Vec<_>>()
+        };
+        let mut symbols = take(obj.symbols());
+        if symbols.is_empty() {
+            symbols = take(obj.dynamic_symbols());
+        }
+        symbols.sort_by_key(|&(address, size, _)| (address, std::cmp::Reverse(size)));
+        symbols.dedup_by_key(|s| s.0);
+        symbols.shrink_to_fit();
+        Some(SymbolTable { symbols })
+    }
+
+    /// The function containing `svma` (a symbol of size 0 covers up to the next one).
+    fn find(&self, svma: u64) -> Option<&str> {
+        let i = self
+            .symbols
+            .partition_point(|s| s.0 <= svma)
+            .checked_sub(1)?;
+        let (start, size, name) = &self.symbols[i];
+        (*size == 0 || svma < start + size).then_some(&**name)
+    }
+}
+
 /// Reads the GNU build ID (lower-case hex) and PT_LOAD segments of an object file.
 fn read_object_info(path: &Path) -> Option<(String, Vec<Segment>)> {
     let file = fs::File::open(path).ok()?;
@@ -291,21 +335,51 @@ impl std::ops::DerefMut for Shared {
     }
 }
 
-/// The shared symbolizer, rebuilt first if the loaded objects changed since it was made.
+/// Drops the shared symbolizer (its objects' DWARF caches and file mappings) and returns
+/// the freed heap to the system (see `runtime::symbols::release`).
+pub(crate) fn release() {
+    let _untracked = super::untracked::Untracked::new();
+    let old = SHARED.lock().take();
+    drop(old);
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions; it only returns free memory to the system.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+/// The shared symbolizer, rebuilt first if the loaded objects changed since it was made
+/// (or the symbolization mode did).
 pub(crate) fn shared() -> Shared {
     let _ = super::fork::register(super::fork::Slot::Symbolizer, &FORK_HANDLERS);
     // Everything the symbolizer allocates (DWARF caches, the address cache) is the
     // profiler's, not the program's: kept out of heap profiles while the guard lives.
     let untracked = super::untracked::Untracked::new();
     let generation = super::objects::generation();
+    let functions = crate::runtime::symbols::get() == crate::runtime::symbols::Symbolization::Full;
     let mut slot = SHARED.lock();
     match slot.take() {
-        Some((g, symbolizer)) if g == generation => *slot = Some((g, symbolizer)),
+        Some((g, mut symbolizer)) if g == generation => {
+            if symbolizer.functions != functions {
+                // Another mode: resolved addresses are no longer right.
+                symbolizer.cache = HashMap::new();
+                symbolizer.functions = functions;
+            }
+            *slot = Some((g, symbolizer));
+        }
         // Objects were loaded or unloaded: re-read the mappings, but keep the objects
         // already opened (a program that loads and unloads a library in a loop would
         // otherwise reload every object's DWARF for every profile).
-        Some((_, old)) => *slot = Some((generation, Symbolizer::new().reusing(old))),
-        None => *slot = Some((generation, Symbolizer::new())),
+        Some((_, old)) => {
+            let mut new = Symbolizer::new().reusing(old);
+            new.functions = functions;
+            *slot = Some((generation, new));
+        }
+        None => {
+            let mut new = Symbolizer::new();
+            new.functions = functions;
+            *slot = Some((generation, new));
+        }
     }
     let guard = MutexGuard::map(slot, |s| match s {
         Some((_, symbolizer)) => symbolizer,
@@ -324,7 +398,13 @@ pub(crate) struct Symbolizer {
     entry_mapping: Vec<(u64, u64)>,
     mappings: Vec<Mapping>,
     objects: HashMap<String, Option<Loaded>>,
+    /// Symbol tables alone, by path (for `names` when profiles are not symbolized), with
+    /// each object's segments.
+    symbol_tables: HashMap<String, Option<(SymbolTable, Vec<Segment>)>>,
     cache: HashMap<u64, Resolved>,
+    /// Profiles get functions, files and lines (`Symbolization::Full`); else only
+    /// addresses and mappings, and `names` reads the symbol table alone.
+    functions: bool,
 }
 
 impl Symbolizer {
@@ -374,7 +454,9 @@ impl Symbolizer {
             entry_mapping,
             mappings,
             objects: HashMap::new(),
+            symbol_tables: HashMap::new(),
             cache: HashMap::new(),
+            functions: true,
         }
     }
 
@@ -441,11 +523,50 @@ impl Symbolizer {
     /// The function names an address resolves to (innermost first); for tests and for
     /// trimming the sampler's own frames.
     pub(crate) fn names(&mut self, address: u64) -> Vec<String> {
+        if !self.functions {
+            return self
+                .symbol_frames(address)
+                .into_iter()
+                .map(|f| f.name)
+                .collect();
+        }
         self.resolve(address)
             .frames
             .iter()
             .map(|f| f.name.clone())
             .collect()
+    }
+
+    /// The symbol table's function at `address` (a runtime address), if any.
+    fn symbol_frames(&mut self, address: u64) -> Vec<SymFrame> {
+        let Some(i) = self
+            .entries
+            .iter()
+            .position(|e| e.start <= address && address < e.end)
+        else {
+            return Vec::new();
+        };
+        let entry = &self.entries[i];
+        let table = self
+            .symbol_tables
+            .entry(entry.path.clone())
+            .or_insert_with(|| {
+                if entry.path.starts_with('[') {
+                    return None;
+                }
+                let path = Path::new(&entry.path);
+                Some((SymbolTable::read(path)?, read_object_info(path)?.1))
+            });
+        let Some((table, segments)) = table else {
+            return Vec::new();
+        };
+        let file_offset = address - entry.start + entry.offset;
+        segments
+            .iter()
+            .find(|&&(off, size, _)| off <= file_offset && file_offset < off + size)
+            .and_then(|&(off, _, vaddr)| table.find(file_offset - off + vaddr))
+            .map(|name| vec![sym_frame(name, String::new(), 0)])
+            .unwrap_or_default()
     }
 }
 
@@ -456,6 +577,10 @@ impl Resolve for Symbolizer {
 
     fn resolve(&mut self, address: u64) -> Resolved {
         self.lookup(address, true)
+    }
+
+    fn symbolizes(&self) -> bool {
+        self.functions
     }
 }
 
@@ -482,7 +607,7 @@ impl Symbolizer {
             Some(i) => {
                 let entry = self.entries[i].clone();
                 let (mapping_id, bias) = self.entry_mapping[i];
-                let frames = match self.object(&entry.path) {
+                let frames = match self.functions.then(|| self.object(&entry.path)).flatten() {
                     Some(obj) => obj
                         .svma(&entry, address)
                         .map(|svma| obj.frames(svma))
@@ -584,6 +709,35 @@ mod tests {
     #[inline(never)]
     fn a_function_to_find() -> u64 {
         std::hint::black_box(42)
+    }
+
+    /// Symbolization off: no frames in profiles, same mapping and address; `names`
+    /// still finds the function, from the symbol table alone (libc's too).
+    #[test]
+    fn without_functions_addresses_stay_and_names_come_from_symbols() {
+        let mut s = Symbolizer::new();
+        let addr = a_function_to_find as *const () as usize as u64 + 1;
+        assert_eq!(a_function_to_find(), 42);
+        let full = s.resolve(addr);
+        let mut s = Symbolizer::new();
+        s.functions = false;
+        let off = s.resolve(addr);
+        assert!(off.frames.is_empty(), "{off:?}");
+        assert_eq!(
+            (off.mapping_id, off.address),
+            (full.mapping_id, full.address)
+        );
+        assert!(!s.symbolizes());
+        let names = s.names(addr);
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].ends_with("a_function_to_find"), "{names:?}");
+        assert!(s.objects.is_empty(), "no DWARF opened");
+        let getpid = libc_getpid_address();
+        assert!(
+            s.names(getpid).iter().any(|n| n.contains("getpid")),
+            "{:?}",
+            s.names(getpid)
+        );
     }
 
     #[test]
