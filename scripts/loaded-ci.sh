@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 N="${1:-4}"
 export PPROF_NEWEST
 PPROF_NEWEST="$(go env GOPATH)/bin/pprof"
+export GO_CHECKER
+GO_CHECKER="$(command -v go)"
 pids=()
 for _ in $(seq "$N"); do
     (while :; do :; done) &
