@@ -41,8 +41,10 @@ fn profile_mode_writes_one_cpu_profile_per_benchmark() {
             .filter(|s| p.stack_names(s).iter().any(|n| n.ends_with("mix_numbers")))
             .map(|s| s.values[i])
             .sum();
-        // 1 s of profiling at 100 Hz, nearly all of it in the benchmark's function.
-        assert!(total >= 50, "{id}: {total} samples");
+        // Criterion profiles for 1 s of *wall* time (its choice, not ours): at 100 Hz up to
+        // 100 samples, fewer on a busy machine (48 under four busy loops), so only "some";
+        // nearly all of them in the benchmark's function.
+        assert!(total >= 10, "{id}: {total} samples");
         assert!(
             in_bench * 10 >= total * 8,
             "{id}: {in_bench} of {total} samples in mix_numbers"
