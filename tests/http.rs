@@ -17,24 +17,7 @@ use std::time::{Duration, Instant};
 use profile::http::{ServerBuilder, serve};
 
 /// (status, headers, body) of one request.
-fn request(addr: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head[9..12].parse().unwrap();
-    (status, head, out[split + 4..].to_vec())
-}
-
-fn get(addr: SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
-    request(addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
-}
+use common::{http_get as get, http_request as request};
 
 #[test]
 fn status_codes_and_headers_over_tcp() {

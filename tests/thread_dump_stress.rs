@@ -89,9 +89,30 @@ fn dumps_survive_allocation_thread_and_library_churn() {
     // until it names itself): not a miss. Threads that keep the signal blocked (glibc
     // does, for a moment, around thread creation and exit) are reported as such; they
     // must stay rare.
+    //
+    // The churn threads are unnamed, so they and the threads they spawn carry this test
+    // thread's name; glibc's pthread_create blocks every signal in the creating thread
+    // around clone() and the new thread keeps them blocked until it first runs, so on a
+    // busy machine, where a new thread waits for a CPU, a dump finds some of them in that
+    // window (4 of 239 stacks under four busy loops): not a miss of ours either. A named
+    // thread with the signal blocked would be.
+    let creating = thread::current()
+        .name()
+        .map(|n| {
+            n.rsplit("::")
+                .next()
+                .unwrap_or(n)
+                .chars()
+                .take(15)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
     let unexpected: Vec<_> = missing
         .iter()
-        .filter(|(_, why)| *why != "the thread exited")
+        .filter(|(name, why)| {
+            *why != "the thread exited"
+                && !(*why == "the thread blocks the capture signal" && *name == creating)
+        })
         .collect();
     eprintln!("missed other than by exiting: {unexpected:?}");
     assert!(

@@ -240,3 +240,25 @@ pub fn wait_for_child(
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Sends `raw` (a whole HTTP/1.x request) to `addr`; returns (status, head, body).
+pub fn http_request(addr: std::net::SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    (status, head, out[split + 4..].to_vec())
+}
+
+/// `GET target` from `addr`.
+pub fn http_get(addr: std::net::SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
+    http_request(addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
+}
