@@ -13,7 +13,6 @@
 //! (cold symbolizer), the second (warm), after `symbols::release()`, and with
 //! `Symbolization::Off`. Linux only.
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -25,29 +24,8 @@ use profile::sync::Mutex;
 #[global_allocator]
 static ALLOC: profile::Allocator = profile::Allocator::system();
 
-#[inline(never)]
-fn hash_payload(seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..200_000 {
-        x = black_box(x.rotate_left(5) ^ x.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    }
-    x
-}
-
-#[inline(never)]
-fn render_response(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("item {i} of {n}")).collect()
-}
-
-#[inline(never)]
-fn update_cache(cache: &Mutex<Vec<u64>>, v: u64) {
-    let mut c = cache.lock();
-    c.push(v);
-    if c.len() > 1000 {
-        c.clear();
-    }
-    thread::sleep(Duration::from_micros(200));
-}
+#[path = "common/service.rs"]
+mod service;
 
 /// (VmRSS, VmHWM) in KiB.
 fn rss() -> (u64, u64) {
@@ -132,9 +110,7 @@ fn main() {
                 .spawn(move || {
                     let mut i = w;
                     while !stop.load(Ordering::Relaxed) {
-                        let h = hash_payload(i);
-                        let page = render_response(50 + (h % 50) as usize);
-                        update_cache(&cache, h ^ page.len() as u64);
+                        service::handle(&cache, i);
                         i += 1;
                     }
                 })
@@ -160,21 +136,19 @@ fn main() {
     );
     round("full, first (cold)", baseline);
     round("full, second (warm)", baseline);
-    symbols::release();
-    let (now, _) = rss();
-    println!(
-        "after symbols::release():    +{:.1} MiB",
-        now.saturating_sub(baseline) as f64 / 1024.0
-    );
+    let release = || {
+        symbols::release();
+        let (now, _) = rss();
+        println!(
+            "after symbols::release():    +{:.1} MiB",
+            now.saturating_sub(baseline) as f64 / 1024.0
+        );
+    };
+    release();
     symbols::set(Symbolization::Off);
     round("off, first", baseline);
     round("off, second", baseline);
-    symbols::release();
-    let (now, _) = rss();
-    println!(
-        "after symbols::release():    +{:.1} MiB",
-        now.saturating_sub(baseline) as f64 / 1024.0
-    );
+    release();
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();

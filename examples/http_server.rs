@@ -6,7 +6,6 @@
 //! go tool pprof -top http://127.0.0.1:6060/debug/pprof/profile?seconds=5
 //! ```
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -16,32 +15,8 @@ use profile::sync::Mutex;
 #[global_allocator]
 static ALLOC: profile::Allocator = profile::Allocator::system();
 
-/// CPU: hashing request payloads.
-#[inline(never)]
-fn hash_payload(seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..200_000 {
-        x = black_box(x.rotate_left(5) ^ x.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    }
-    x
-}
-
-/// Allocation: building responses.
-#[inline(never)]
-fn render_response(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("item {i} of {n}")).collect()
-}
-
-/// Locks: a shared cache held while it is rebuilt.
-#[inline(never)]
-fn update_cache(cache: &Mutex<Vec<u64>>, v: u64) {
-    let mut c = cache.lock();
-    c.push(v);
-    if c.len() > 1000 {
-        c.clear();
-    }
-    thread::sleep(Duration::from_micros(200));
-}
+#[path = "../benches/common/service.rs"]
+mod service;
 
 fn main() -> Result<(), profile::Error> {
     let port = std::env::args()
@@ -60,9 +35,7 @@ fn main() -> Result<(), profile::Error> {
             .spawn(move || {
                 let mut i = worker;
                 loop {
-                    let h = hash_payload(i);
-                    let page = render_response(50 + (h % 50) as usize);
-                    update_cache(&cache, h ^ page.len() as u64);
+                    service::handle(&cache, i);
                     i += 1;
                 }
             })

@@ -172,7 +172,7 @@ fn web_ui(go: &str, reader: &str, file: &Path, function: &str) {
         .unwrap()
         .port();
     let exe = std::env::current_exe().unwrap();
-    let mut child = reader_command(go)
+    let child = reader_command(go)
         .arg(format!("-http=127.0.0.1:{port}"))
         .arg("-no_browser")
         .arg(&exe)
