@@ -92,7 +92,7 @@ impl std::fmt::Debug for CpuProfiler {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuStats {
-    /// Timer signals handled.
+    /// Timer signals handled that counted CPU (each a sample of weight ≥ 1).
     pub signals: u64,
     /// Samples lost because the buffer was full (shown as `lostProfileEvent`).
     pub lost_samples: u64,

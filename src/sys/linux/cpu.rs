@@ -816,7 +816,10 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
             stats.frames as f64 / stats.signals as f64,
         ));
     }
-    if c.uncounted_nanos >= period {
+    // Said when it is 1% of the profile or more (a thread's last few milliseconds are
+    // always a tail).
+    let notable = |nanos: i64| nanos >= period && nanos as u64 * 100 >= nanos_total;
+    if notable(c.uncounted_nanos) {
         header.comments.push(format!(
             "cpu sampling: {:.1} ms of CPU of threads that exited before any timer signal \
              found them {}",
@@ -829,7 +832,7 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
             }
         ));
     }
-    if c.tail_nanos >= period as u64 {
+    if notable(c.tail_nanos as i64) {
         header.comments.push(format!(
             "cpu sampling: {:.1} ms of CPU that threads used after their last timer signal \
              (when they exited or sampling stopped) is charged to each one's latest sample",

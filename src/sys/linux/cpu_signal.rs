@@ -278,7 +278,7 @@ static CACHES: AtomicPtr<CachePool> = AtomicPtr::new(std::ptr::null_mut());
 
 /// What the handler counted since the last [`reset_stats`].
 pub(crate) struct Stats {
-    /// Timer signals handled while enabled.
+    /// Timer signals handled while enabled that counted CPU (weight > 0).
     pub signals: AtomicU64,
     /// Σ weight and Σ CPU nanoseconds of samples lost because the ring was full.
     pub lost: AtomicU64,
@@ -401,7 +401,10 @@ pub(crate) extern "C" fn handler(
 /// Called from [`handler`] with its context, while counted in `READERS`.
 unsafe fn sample(weight: u32, nanos: u64, untimed: bool, uc: *const libc::ucontext_t) {
     let start = monotonic_nanos();
-    STATS.signals.fetch_add(1, Ordering::Relaxed);
+    if weight > 0 {
+        // Signals that counted CPU; the weight-0 ones only say where a thread is.
+        STATS.signals.fetch_add(1, Ordering::Relaxed);
+    }
     let ring = RING.load(Ordering::SeqCst);
     let walker = WALKER.load(Ordering::SeqCst);
     // SAFETY: non-null pointers here are alive while we are counted in READERS.
@@ -444,6 +447,11 @@ unsafe fn sample(weight: u32, nanos: u64, untimed: bool, uc: *const libc::uconte
     s.len = len as u32;
     s.complete = complete;
     slot.seq.store(pos + 1, Ordering::Release);
+    if weight == 0 {
+        // Not a sample of CPU (only where the thread is): kept out of the counts and
+        // costs the profile reports per sample.
+        return;
+    }
     STATS.frames.fetch_add(len as u64, Ordering::Relaxed);
     let nanos = monotonic_nanos().saturating_sub(start);
     STATS.handler_nanos.fetch_add(nanos, Ordering::Relaxed);
