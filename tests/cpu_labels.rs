@@ -36,15 +36,12 @@ fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cpu.pb.gz");
-    let guard = profile::start()
-        .file(&file)
-        .cpu()
-        .frequency(250)
-        .quiet()
-        .no_shutdown_hook()
-        .build()
-        .unwrap();
-    for _ in 0..4 {
+    let cpu = profile::runtime::cpu::start(250).unwrap();
+    // Rounds until 400 signals have counted CPU (a count of events: on a busy machine the
+    // kernel delivers fewer signals than the rate asks, each counting several points, and
+    // four fixed rounds gave ~50 of them, too few for the 3:1 share below).
+    let mut rounds = 0;
+    while rounds < 4 || cpu.stats().signals < 400 {
         profile::labels::with(&[("endpoint", "/api"), ("tenant", "acme")], || {
             serve_api(Duration::from_millis(150))
         });
@@ -55,9 +52,15 @@ fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
             })
         });
         common::busy_loop(Duration::from_millis(20)); // unlabelled
+        rounds += 1;
+        assert!(
+            rounds < 400,
+            "{} signals in {rounds} rounds",
+            cpu.stats().signals
+        );
     }
-    guard.stop().unwrap();
-    let p = common::decode(&file);
+    let p = cpu.stop().unwrap();
+    p.write_to(std::fs::File::create(&file).unwrap()).unwrap();
 
     let api = LabelValue::Str("/api".into());
     let stat = LabelValue::Str("/static".into());
