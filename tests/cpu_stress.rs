@@ -110,7 +110,7 @@ fn cpu_profiling_at_1000_hz_survives_churn() {
         ops.iter().all(|&n| n > 0),
         "a churn thread made no progress: {ops:?}"
     );
-    assert!(p.total("samples") > 100);
+    assert!(p.total("samples") >= 100);
     // No sample inside our handlers (their signals block each other; the handler's own
     // frames would show if a sample were taken from inside one).
     let inside: Vec<Vec<&str>> = p
