@@ -617,7 +617,7 @@ fn own_timer(slot: usize, period: u64) -> u32 {
         untimed_reported(now - reported);
         timer.reported_cpu_nanos.store(now, Ordering::Relaxed);
     }
-    let gap = |rng: &mut u64| period - period / 4 + xorshift(rng) % (period / 2).max(1);
+    let gap = |rng: &mut u64| schedule_gap(period, rng);
     let mut points = 0u64;
     if now >= mark.next_cpu_nanos {
         // Far behind (the signal was blocked for long): count the whole stretch at the
@@ -643,6 +643,12 @@ fn own_timer(slot: usize, period: u64) -> u32 {
         unsafe { libc::timer_settime(id as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
     }
     points.min(u64::from(u32::MAX)) as u32
+}
+
+/// One gap of a thread's sampling schedule: uniform in 0.75..1.25 periods (see
+/// `own_timer`).
+fn schedule_gap(period: u64, rng: &mut u64) -> u64 {
+    period - period / 4 + xorshift(rng) % (period / 2).max(1)
 }
 
 /// This thread's cached id and name: (session, tid, name, samples since the name was
@@ -785,5 +791,162 @@ pub(crate) fn drain(f: impl FnMut(&Sample)) {
     // after its last `drain`.
     if let Some(ring) = unsafe { RING.load(Ordering::SeqCst).as_ref() } {
         ring.drain(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim_sampler() -> crate::runtime::Claim {
+        // The timed set is global: no CPU profile may run meanwhile.
+        loop {
+            match crate::runtime::cpu::claim() {
+                Ok(c) => return c,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn sample_with(tid: i32) -> impl Fn(&Ring) -> bool {
+        move |ring| match ring.reserve() {
+            Some((pos, slot)) => {
+                // SAFETY: the slot is ours until published (we won its CAS).
+                unsafe { (*slot.sample.get()).tid = tid };
+                slot.seq.store(pos + 1, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// In order, full at capacity (rounded to a power of two), free again once drained,
+    /// and a slot still being written stops the drain.
+    #[test]
+    fn ring_keeps_order_and_capacity() {
+        let ring = Ring::new(5); // 8 slots
+        for tid in 0..8 {
+            assert!(sample_with(tid)(&ring), "slot {tid}");
+        }
+        assert!(!sample_with(99)(&ring), "a full ring refuses");
+        let mut seen = Vec::new();
+        ring.drain(|s| seen.push(s.tid));
+        assert_eq!(seen, (0..8).collect::<Vec<_>>());
+        // Claimed but not yet published: the drain waits for it.
+        let (pos, slot) = ring.reserve().unwrap();
+        assert!(sample_with(1)(&ring));
+        let mut seen = Vec::new();
+        ring.drain(|s| seen.push(s.tid));
+        assert!(seen.is_empty());
+        // SAFETY: ours since `reserve`.
+        unsafe { (*slot.sample.get()).tid = 0 };
+        slot.seq.store(pos + 1, Ordering::Release);
+        ring.drain(|s| seen.push(s.tid));
+        assert_eq!(seen, vec![0, 1]);
+    }
+
+    /// Producers on several threads: every sample that got a slot comes out once.
+    #[test]
+    fn ring_loses_nothing_it_accepted_under_concurrent_producers() {
+        let ring = Ring::new(1024);
+        let (accepted, drained) = (AtomicUsize::new(0), std::sync::Mutex::new(Vec::new()));
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (ring, accepted) = (&ring, &accepted);
+                scope.spawn(move || {
+                    for i in 0..10_000 {
+                        if sample_with(t * 100_000 + i)(ring) {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            // The one consumer, meanwhile.
+            let mut got = drained.lock().unwrap();
+            for _ in 0..2000 {
+                ring.drain(|s| got.push(s.tid));
+                std::thread::yield_now();
+            }
+        });
+        let mut got = drained.into_inner().unwrap();
+        ring.drain(|s| got.push(s.tid));
+        assert_eq!(got.len(), accepted.load(Ordering::Relaxed));
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(
+            got.len(),
+            accepted.load(Ordering::Relaxed),
+            "a sample twice"
+        );
+        // Each producer's samples in its own order.
+        for t in 0..4 {
+            let mine: Vec<_> = got.iter().filter(|&&x| x / 100_000 == t).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    /// Members with their slots; removed ones gone (tombstones do not end a probe);
+    /// the table is rewritten without tombstones when they pile up; full at capacity.
+    #[test]
+    fn timed_set_members_tombstones_and_rebuild() {
+        let _claim = claim_sampler();
+        timed::clear();
+        for tid in 1..=1000 {
+            assert!(timed::insert(tid, tid as usize * 2));
+        }
+        for tid in (1..=1000).step_by(2) {
+            timed::remove(tid);
+        }
+        for tid in 1..=1000 {
+            let want = (tid % 2 == 0).then_some(tid as usize * 2);
+            assert_eq!(timed::slot_of(tid), want, "tid {tid}");
+        }
+        // Enough removals to force a rebuild at the next insert.
+        for round in 0..5 {
+            for tid in 10_000 + round * 1000..10_000 + round * 1000 + 1000 {
+                assert!(timed::insert(tid, 7));
+                timed::remove(tid);
+            }
+        }
+        assert!(timed::insert(42_000, 9));
+        assert_eq!(timed::slot_of(42_000), Some(9));
+        for tid in (2..=1000).step_by(2) {
+            assert_eq!(
+                timed::slot_of(tid),
+                Some(tid as usize * 2),
+                "tid {tid} after rebuild"
+            );
+        }
+        assert_eq!(timed::slot_of(10_001), None);
+        timed::clear();
+        for tid in 1..=timed::CAPACITY as i32 {
+            assert!(timed::insert(tid, 0));
+        }
+        assert!(!timed::insert(-5, 0), "full");
+        timed::clear();
+        assert_eq!(timed::slot_of(1), None);
+    }
+
+    /// The schedule's gaps are uniform in 0.75..1.25 periods with a mean of one period
+    /// (what makes the renewal count's expectation CPU time / period).
+    #[test]
+    fn schedule_gaps_average_one_period() {
+        let period = 10_000_000;
+        let mut rng = 0x1234_5678_9abc_def1;
+        let n = 200_000;
+        let (mut sum, mut lo, mut hi) = (0u64, u64::MAX, 0u64);
+        for _ in 0..n {
+            let g = schedule_gap(period, &mut rng);
+            sum += g;
+            lo = lo.min(g);
+            hi = hi.max(g);
+        }
+        let mean = sum as f64 / n as f64 / period as f64;
+        assert!((mean - 1.0).abs() < 0.002, "mean gap {mean} periods");
+        assert!(lo >= period * 3 / 4 && hi < period * 5 / 4, "{lo}..{hi}");
+        assert!(
+            lo < period * 76 / 100 && hi > period * 124 / 100,
+            "not spread: {lo}..{hi}"
+        );
     }
 }
