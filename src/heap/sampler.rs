@@ -14,9 +14,10 @@
 //!   pass through unrecorded.
 //! - The lock is a spin lock (no parking, whose thread data is allocated lazily); it
 //!   guards only short, allocation-free table updates.
-//! - Stacks are captured with `backtrace::trace_unsynchronized` into a fixed array on the
-//!   stack (no allocation, no lock: libgcc's unwinder finds FDEs through
-//!   `_dl_find_object` on glibc ≥ 2.35).
+//! - Stacks are captured into a fixed array on the stack, no allocation: with the fast
+//!   unwinder (`heap/unwind.rs`, framehop over the objects' `.eh_frame`) first, and
+//!   `backtrace::trace_unsynchronized` (libgcc's unwinder, which finds FDEs through
+//!   `_dl_find_object` on glibc ≥ 2.35) when it is unavailable or gives up.
 //! - The tables are allocated once, from an ordinary thread, when sampling is first
 //!   enabled, as anonymous memory mappings (zero pages that become resident only when
 //!   touched, never through any allocator), and are never freed: their size is fixed and
@@ -826,6 +827,21 @@ pub(crate) fn scale(count: u64, bytes: u64, rate: usize) -> (i64, i64) {
 
 #[cfg(test)]
 mod tests {
+    /// The docs quote `CHECK_EVERY`: they change with it.
+    #[test]
+    fn the_docs_quote_check_every() {
+        let quoted = format!("`CHECK_EVERY` ({} KiB)", super::CHECK_EVERY >> 10);
+        for (name, text) in [
+            (
+                "docs/architecture.md",
+                include_str!("../../docs/architecture.md"),
+            ),
+            ("src/heap/sampler.rs", include_str!("sampler.rs")),
+        ] {
+            assert!(text.contains(&quoted), "{name} does not say {quoted}");
+        }
+    }
+
     use super::*;
 
     #[test]

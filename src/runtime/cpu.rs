@@ -11,11 +11,14 @@
 //!
 //! Every thread gets a POSIX timer on its own CPU-time clock that sends SIGPROF to that
 //! thread (`timer_create` with `SIGEV_THREAD_ID`, as Go does since 1.18); threads that
-//! start later get one within 10 ms. The handler walks the interrupted stack with DWARF
+//! start later get one within 25–75 ms (the process-wide `ITIMER_PROF` samples them until
+//! then). The handler walks the interrupted stack with DWARF
 //! CFI (correct without frame pointers, no allocation, no lock) into a lock-free buffer
 //! that a background thread (`profile-cpu`) drains; two threads sampling at once never
-//! cost a sample. When the requested rate exceeds what the kernel's tick can deliver, each
-//! signal weighs 1 + the timer's overrun count, so the CPU total stays right. Samples lost
+//! cost a sample. Each thread is sampled at points of its own CPU time with jittered gaps
+//! (0.75–1.25 periods); a signal counts every point passed since the previous one, so the
+//! CPU total stays right when the kernel delivers fewer signals than asked (rates above
+//! its tick, a busy machine). Samples lost
 //! to a full buffer are counted under a `lostProfileEvent` frame.
 //!
 //! The profile has sample types `samples/count` and `cpu/nanoseconds`, period

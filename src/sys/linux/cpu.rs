@@ -21,9 +21,9 @@
 //! process, to whichever thread is running, so with several busy threads the profile
 //! loses CPU time and skews toward some threads (`shared/reference/measurements.md`:
 //! 0.53× at 2 threads × 250 Hz). A thread's own CPU clock fires for that thread alone;
-//! when the requested period is shorter than the kernel can deliver, the timer's overrun
-//! count says how many periods one signal stands for, and each sample weighs
-//! `1 + overrun`.
+//! when the kernel delivers fewer signals than the period asks (rates above its tick, a
+//! busy machine), each signal counts the sampling points of the thread's schedule passed
+//! since the previous one (`cpu_signal::own_timer`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -856,6 +856,22 @@ fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profil
 
 #[cfg(test)]
 mod tests {
+    /// The docs quote the manager's wait (`SCAN_INTERVAL` × 0.5..1.5): they change with it.
+    #[test]
+    fn the_docs_quote_the_scan_interval() {
+        let ms = SCAN_INTERVAL.as_millis();
+        let quoted = format!("{}–{} ms", ms / 2, ms * 3 / 2);
+        for (name, text) in [
+            (
+                "docs/architecture.md",
+                include_str!("../../../docs/architecture.md"),
+            ),
+            ("src/runtime/cpu.rs", include_str!("../../runtime/cpu.rs")),
+        ] {
+            assert!(text.contains(&quoted), "{name} does not say {quoted}");
+        }
+    }
+
     use std::hint::black_box;
 
     use super::*;

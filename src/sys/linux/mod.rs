@@ -1,5 +1,6 @@
-//! Linux: the `pprof` crate's sampler, /proc/self/maps + DWARF symbolization, the
-//! shutdown hook on SIGINT/SIGTERM, and signal-based capture of other threads' stacks.
+//! Linux: the CPU sampler (per-thread CPU-time timers), /proc/self/maps + DWARF
+//! symbolization, the shutdown hook on SIGINT/SIGTERM, and signal-based capture of other
+//! threads' stacks.
 
 pub(crate) mod capture;
 pub(crate) mod clock;
