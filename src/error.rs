@@ -120,9 +120,11 @@ pub enum Error {
         modes: &'static str,
     },
 
-    /// A sampling frequency outside 1..=10000 Hz.
-    #[error("profile: invalid CPU sampling frequency {hz} Hz: must be between 1 and {max} Hz")]
+    /// A sampling frequency outside 1..=`max` Hz.
+    #[error("profile: invalid {what} sampling frequency {hz} Hz: must be between 1 and {max} Hz")]
     InvalidFrequency {
+        /// Which sampler: "CPU" (CPU profiles, traces' CPU samples) or "wall-clock".
+        what: &'static str,
         /// The frequency that was asked for.
         hz: u32,
         /// The largest frequency accepted.
@@ -152,6 +154,27 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+
+    /// An operating-system call that is not about a path failed: starting one of the
+    /// profiler's threads, listening on an address, writing to a stream.
+    #[error("profile: {what}: {source}")]
+    System {
+        /// What was being done (e.g. "starting the profile-cpu thread", "listening on
+        /// 127.0.0.1:6060").
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Something the crate can do, but not as built: a cargo feature is off.
+    #[error("profile: {what} needs the `{feature}` cargo feature")]
+    FeatureDisabled {
+        /// The feature to enable.
+        feature: &'static str,
+        /// What was asked for.
+        what: &'static str,
     },
 
     /// Installing or removing a signal disposition failed.
@@ -216,6 +239,13 @@ pub enum Error {
 }
 
 impl Error {
+    pub(crate) fn system(what: impl Into<String>, source: io::Error) -> Self {
+        Error::System {
+            what: what.into(),
+            source,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),

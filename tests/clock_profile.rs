@@ -115,9 +115,23 @@ fn a_second_clock_profiler_is_refused_and_bad_rates_are_errors() {
     let _serial = common::serial();
     for hz in [0, 1001] {
         let e = profile::runtime::clock::start(hz).unwrap_err();
-        assert!(matches!(e, profile::Error::InvalidFrequency { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                profile::Error::InvalidFrequency {
+                    what: "wall-clock",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = profile::start().clock().frequency(hz).build().unwrap_err();
         assert!(e.to_string().contains(&hz.to_string()), "{e}");
+        // It says which sampler (it said "CPU" for the clock too).
+        assert!(
+            e.to_string().contains("wall-clock sampling frequency"),
+            "{e}"
+        );
     }
     let first = profile::runtime::clock::start(50).unwrap();
     let e = profile::runtime::clock::start(50).unwrap_err();

@@ -52,6 +52,7 @@ fn frequency_above_10khz_is_rejected() {
         matches!(
             err,
             Error::InvalidFrequency {
+                what: "CPU",
                 hz: 10_001,
                 max: 10_000
             }

@@ -400,7 +400,7 @@ impl Endpoints {
         };
         match written {
             Ok(()) => Response::text(out),
-            Err(e) => failed(Error::io("response", e)),
+            Err(e) => failed(Error::system("writing the response", e)),
         }
     }
 
@@ -442,8 +442,9 @@ fn snapshot(name: &str) -> Result<Profile, Error> {
         "goroutine" | "threads" => runtime::threads::profile(),
         #[cfg(feature = "threadcreate")]
         "threadcreate" => runtime::threadcreate::profile(),
-        _ => Err(Error::Unsupported {
-            what: "thread-creation profiles without the `threadcreate` feature",
+        _ => Err(Error::FeatureDisabled {
+            feature: "threadcreate",
+            what: "the thread-creation profile",
         }),
     }
 }

@@ -51,7 +51,7 @@ const MAX_PENDING: usize = 64;
 
 /// Starts a server on `addr` (a loopback address) with the default settings.
 ///
-/// Errors: [`Error::Io`] if the address cannot be bound or is not a loopback address (use
+/// Errors: [`Error::System`] if the address cannot be bound or is not a loopback address (use
 /// [`ServerBuilder::allow_remote`] to serve others).
 pub fn serve(addr: impl ToSocketAddrs) -> Result<Server, Error> {
     ServerBuilder::new().serve(addr)
@@ -130,13 +130,23 @@ impl ServerBuilder {
 
     /// Binds `addr` and serves on a background thread (`profile-http`).
     pub fn serve(self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
-        let listener = TcpListener::bind(addr).map_err(|e| Error::io("HTTP listen address", e))?;
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::system("resolving the HTTP listen address", e))?
+            .collect();
+        let named = addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let listener = TcpListener::bind(&addrs[..])
+            .map_err(|e| Error::system(format!("listening on {named}"), e))?;
         let local = listener
             .local_addr()
-            .map_err(|e| Error::io("HTTP listen address", e))?;
+            .map_err(|e| Error::system(format!("listening on {named}"), e))?;
         if !self.allow_remote && !local.ip().is_loopback() {
-            return Err(Error::io(
-                local.to_string(),
+            return Err(Error::system(
+                format!("serving on {local}"),
                 io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     "not a loopback address: call ServerBuilder::allow_remote() to serve it",
@@ -144,8 +154,8 @@ impl ServerBuilder {
             ));
         }
         if !local.ip().is_loopback() && self.token.is_none() {
-            return Err(Error::io(
-                local.to_string(),
+            return Err(Error::system(
+                format!("serving on {local}"),
                 io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     "not a loopback address and no bearer token: call ServerBuilder::bearer_token() too (anyone who reaches the port could read the profiles)",
@@ -154,7 +164,7 @@ impl ServerBuilder {
         }
         listener
             .set_nonblocking(true)
-            .map_err(|e| Error::io(local.to_string(), e))?;
+            .map_err(|e| Error::system(format!("serving on {local}"), e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
@@ -165,7 +175,7 @@ impl ServerBuilder {
                     let _untracked = crate::sys::untracked::Untracked::new();
                     accept_loop(&listener, &stop, Arc::new(self))
                 })
-                .map_err(|e| Error::io("the profile-http thread", e))?
+                .map_err(|e| Error::system("starting the profile-http thread", e))?
         };
         Ok(Server {
             local,

@@ -44,7 +44,7 @@ static EXCLUSIVE: Exclusive = Exclusive::new(ProfileKind::Clock);
 
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
-    super::validate_frequency(hz, MAX_FREQUENCY)
+    super::validate_frequency("wall-clock", hz, MAX_FREQUENCY)
 }
 
 /// Starts sampling every thread `hz` times per wall-clock second.

@@ -50,7 +50,7 @@ pub(crate) fn claim() -> Result<Claim, Error> {
 
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
-    super::validate_frequency(hz, MAX_FREQUENCY)
+    super::validate_frequency("CPU", hz, MAX_FREQUENCY)
 }
 
 /// Starts CPU profiling at `hz` samples per CPU-second.

@@ -73,9 +73,9 @@ pub(crate) fn check_same_process(pid: u32, mode: crate::ProfileKind) -> Result<(
     })
 }
 
-pub(crate) fn validate_frequency(hz: u32, max: u32) -> Result<(), Error> {
+pub(crate) fn validate_frequency(what: &'static str, hz: u32, max: u32) -> Result<(), Error> {
     if hz == 0 || hz > max {
-        return Err(Error::InvalidFrequency { hz, max });
+        return Err(Error::InvalidFrequency { what, hz, max });
     }
     Ok(())
 }

@@ -288,7 +288,7 @@ pub fn profile() -> Result<Profile, Error> {
 pub fn dump<W: Write>(w: W) -> Result<(), Error> {
     snapshot()?
         .write_dump(w)
-        .map_err(|e| Error::io("thread dump output", e))
+        .map_err(|e| Error::system("writing the thread dump", e))
 }
 
 /// Prints the full dump of every thread to stderr: the one call for a watchdog.
@@ -296,10 +296,10 @@ pub fn dump_to_stderr() -> Result<(), Error> {
     let mut text = Vec::new();
     snapshot()?
         .write_dump(&mut text)
-        .map_err(|e| Error::io("thread dump output", e))?;
+        .map_err(|e| Error::system("writing the thread dump", e))?;
     // One write, so lines of other threads' logging do not interleave with the dump.
     io::stderr()
         .lock()
         .write_all(&text)
-        .map_err(|e| Error::io("stderr", e))
+        .map_err(|e| Error::system("writing the thread dump to stderr", e))
 }

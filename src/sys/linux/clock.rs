@@ -49,7 +49,7 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("profile-clock".into())
             .spawn(move || run(&rx, period))
-            .map_err(|e| Error::io("the profile-clock thread", e))?;
+            .map_err(|e| Error::system("starting the profile-clock thread", e))?;
         Ok(Sampler {
             stop,
             thread,

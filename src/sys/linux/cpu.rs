@@ -594,7 +594,7 @@ impl Sampler {
                     drop(unsafe { labels::take(s.labels) });
                 });
                 restore_handler(&previous);
-                return Err(Error::io("the profile-cpu thread", e));
+                return Err(Error::system("starting the profile-cpu thread", e));
             }
         };
         Ok(Sampler {

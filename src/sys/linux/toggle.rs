@@ -132,7 +132,7 @@ impl Listener {
                 }
                 *READ_END.lock() = Some(read);
             })
-            .map_err(|e| fail(Error::io("the profile-toggle thread", e)))?;
+            .map_err(|e| fail(Error::system("starting the profile-toggle thread", e)))?;
         let action = SigAction::new(
             SigHandler::Handler(on_signal),
             SaFlags::SA_RESTART,
