@@ -91,6 +91,7 @@ pub mod mode {
     /// Execution trace (`trace.json`): `tracing` spans and events per thread, and CPU
     /// samples, on a timeline. Cargo feature `trace`.
     #[cfg(feature = "trace")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
     #[derive(Debug, Clone, Copy)]
     pub struct Trace {
         pub(crate) cpu_hz: Option<u32>,
@@ -108,6 +109,7 @@ pub mod mode {
     /// Thread creation (`threadcreate.pb.gz`): where the threads of this process were
     /// created (pkg/profile's `ThreadcreationProfile`). Cargo feature `threadcreate`.
     #[cfg(feature = "threadcreate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "threadcreate")))]
     #[derive(Debug, Clone, Copy, Default)]
     pub struct ThreadCreate;
 
@@ -530,6 +532,7 @@ impl Builder<mode::Unset> {
     /// written as `threadcreate.pb.gz` (`threadcreate/count`). Needs the cargo feature
     /// `threadcreate`; see [`crate::runtime::threadcreate`] for how and its limits.
     #[cfg(feature = "threadcreate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "threadcreate")))]
     pub fn threadcreate(self) -> Builder<mode::ThreadCreate> {
         Builder {
             options: self.options,
@@ -544,6 +547,7 @@ impl Builder<mode::Unset> {
     /// <https://ui.perfetto.dev> or `chrome://tracing`). Cargo feature `trace`; see
     /// [`crate::trace`] for the subscriber layer.
     #[cfg(feature = "trace")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
     pub fn trace(self) -> Builder<mode::Trace> {
         Builder {
             options: self.options,

@@ -231,22 +231,27 @@
 //!   the module docs for the mechanism and its limits.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+// docs.rs (nightly, `--cfg docsrs`) shows which cargo feature each gated item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod builder;
 #[cfg(feature = "criterion")]
+#[cfg_attr(docsrs, doc(cfg(feature = "criterion")))]
 pub mod criterion;
 mod env;
 mod error;
 mod guard;
 mod heap;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod labels;
 mod output;
 mod profile;
 #[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub mod report;
 pub mod runtime;
 pub mod sync;
@@ -255,6 +260,7 @@ mod sys;
 mod test_alloc;
 pub mod toggle;
 #[cfg(feature = "trace")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub mod trace;
 
 pub use builder::{Builder, mode, start};

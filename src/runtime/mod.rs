@@ -10,6 +10,7 @@ pub mod heap;
 pub mod mutex;
 pub mod symbols;
 #[cfg(feature = "threadcreate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "threadcreate")))]
 pub mod threadcreate;
 pub mod threads;
 
@@ -17,6 +18,7 @@ pub mod threads;
 /// returns a [`Tracer`](trace::Tracer) whose `stop` returns the [`Trace`](trace::Trace).
 /// See [`crate::trace`].
 #[cfg(feature = "trace")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub mod trace {
     pub use crate::trace::{Trace, Tracer, start};
 }
