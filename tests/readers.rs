@@ -214,7 +214,9 @@ fn web_ui(go: &str, reader: &str, file: &Path, function: &str) {
     // standalone pprof (binutils) fills the page.
     let go_cmd_pprof = std::env::var_os("PPROF_READER").is_none();
     for page in &pages {
+        let started = std::time::Instant::now();
         let (status, _, body) = get(page);
+        println!("{reader}: {page}: {:?}", started.elapsed());
         let body = String::from_utf8_lossy(&body);
         assert_eq!(status, 200, "{reader}: {page}: {body}");
         assert!(!body.contains("no matches"), "{reader}: {page}:\n{body}");

@@ -245,7 +245,8 @@ pub fn wait_for_child(
 pub fn http_request(addr: std::net::SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // Only catches a hang: on a busy machine a pprof web UI page took over 60 s.
+    s.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
     s.write_all(raw.as_bytes()).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
