@@ -229,13 +229,21 @@ impl Collected {
     }
 }
 
+/// A timed thread's CPU time at the latest scan that read it, and, while its clock stands
+/// still, what its timer had reported then.
+#[derive(Clone, Copy)]
+struct Seen {
+    cpu: u64,
+    idle_at: Option<u64>,
+}
+
 /// The per-thread timers: by thread, the timer and its slot in `cpu_signal::TIMERS`.
 struct Timers {
     period: Duration,
     by_tid: HashMap<i32, (libc::timer_t, usize)>,
     /// Each timed thread's CPU time at the latest scan (a thread that exits before the
     /// next scan is counted up to there).
-    cpu_seen: HashMap<i32, u64>,
+    cpu_seen: HashMap<i32, Seen>,
     /// Slots of `cpu_signal::TIMERS` not in use.
     free: Vec<usize>,
     rng: u64,
@@ -345,11 +353,28 @@ impl Timers {
         true
     }
 
-    /// Notes every timed thread's CPU time (see `cpu_seen`).
+    /// Notes the timed threads' CPU times (see `cpu_seen`). A thread whose clock did not
+    /// move since the previous scan is idle and not read again until its timer reports
+    /// (a signal came, so it ran): reading every clock cost 1% of a core with 1000 idle
+    /// threads (manager 2.4% → 3.4%). An idle thread that wakes and exits between two
+    /// scans without a signal leaves its time to the spread at stop.
     fn see_cpu(&mut self) {
-        for &tid in self.by_tid.keys() {
+        for (&tid, &(_, slot)) in &self.by_tid {
+            let reported = cpu_signal::TIMERS[slot]
+                .reported_cpu_nanos
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let seen = self.cpu_seen.get(&tid).copied();
+            if let Some(Seen {
+                idle_at: Some(r), ..
+            }) = seen
+                && r == reported
+            {
+                continue;
+            }
             if let Some(cpu) = thread_cpu(tid) {
-                self.cpu_seen.insert(tid, cpu);
+                let idle = seen.is_some_and(|s| s.cpu == cpu);
+                let idle_at = idle.then_some(reported);
+                self.cpu_seen.insert(tid, Seen { cpu, idle_at });
             }
         }
     }
@@ -360,7 +385,7 @@ impl Timers {
         let Some(&(_, slot)) = self.by_tid.get(&tid) else {
             return 0;
         };
-        let Some(cpu) = thread_cpu(tid).or_else(|| self.cpu_seen.get(&tid).copied()) else {
+        let Some(cpu) = thread_cpu(tid).or_else(|| self.cpu_seen.get(&tid).map(|s| s.cpu)) else {
             return 0;
         };
         let reported = cpu_signal::TIMERS[slot]
