@@ -86,12 +86,17 @@ fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
                 || label(s, "cache") != Some(&LabelValue::Str("miss".into())))),
         0
     );
-    assert_eq!(
-        samples_where(&p, |s| !in_api(s)
-            && !in_static(s)
-            && label(s, "endpoint").is_some()),
-        0
-    );
+    // Outside the closures, no endpoint: a sample inside `labels::with` itself (setting
+    // the labels up or restoring them) is inside the scope and may carry them — on a busy
+    // machine one such signal once counted 11 points — but none elsewhere.
+    let stray: Vec<_> = p
+        .samples
+        .iter()
+        .filter(|s| !in_api(s) && !in_static(s) && label(s, "endpoint").is_some())
+        .map(|s| (s.values.clone(), p.stack_names(s)))
+        .filter(|(_, names)| !names.iter().any(|n| n.contains("labels::with")))
+        .collect();
+    assert!(stray.is_empty(), "labelled outside the scope: {stray:?}");
     // thread_name and thread_id on every sample.
     assert!(p.samples.iter().all(|s| label(s, "thread_name").is_some()
         && matches!(label(s, "thread_id"), Some(LabelValue::Num { .. }))));
