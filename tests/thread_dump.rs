@@ -284,6 +284,34 @@ fn thread_blocking_the_signal_is_reported_not_waited_for() {
         text.contains("\"t-blocked\" [sleeping]: stack not captured: the thread blocks"),
         "{text}"
     );
+    // The debug=1 form stays readable by pprof (`N @` with no address is malformed to
+    // every reader): the stackless thread is a comment.
+    let mut counts = Vec::new();
+    snap.write_counts(&mut counts).unwrap();
+    let counts = String::from_utf8(counts).unwrap();
+    assert!(
+        counts.contains("without a stack: thread_name \"t-blocked\""),
+        "{counts}"
+    );
+    assert!(
+        !counts.lines().any(|l| l.trim_end().ends_with('@')),
+        "{counts}"
+    );
+    if let Some(go) = common::go() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("goroutine.txt");
+        std::fs::write(&file, &counts).unwrap();
+        let out = std::process::Command::new(go)
+            .args(["tool", "pprof", "-raw"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     done_tx.send(()).unwrap();
     blocked.join().unwrap();
 }

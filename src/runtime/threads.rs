@@ -191,6 +191,19 @@ impl Snapshot {
         }
         groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
         for (pcs, name, threads) in &groups {
+            if pcs.is_empty() {
+                // Every pprof reads `N @` with no address as malformed (its `countRE`
+                // wants one): a thread without a stack is a comment, not a record.
+                let ids: Vec<String> = threads.iter().map(|t| t.id.to_string()).collect();
+                let why = threads[0].missing.unwrap_or("no frames");
+                writeln!(
+                    w,
+                    "# {} without a stack: thread_name {name:?}, thread_id {}: {why}\n",
+                    threads.len(),
+                    ids.join(" ")
+                )?;
+                continue;
+            }
             write!(w, "{} @", threads.len())?;
             for pc in pcs {
                 write!(w, " {pc:#x}")?;
