@@ -504,20 +504,31 @@ impl Symbolizer {
     /// the address cache, so `/symbol` cannot grow it (before: 130 → 425 MB over 2.6 M
     /// distinct addresses).
     pub(crate) fn function_name(&mut self, address: u64) -> Option<String> {
+        if !self.functions {
+            // Unsymbolized profiles: pprof asks `/symbol` for their names, which the
+            // symbol table gives without DWARF.
+            return self.names(address).pop().or_else(|| {
+                let bias = self.executable_bias()?;
+                self.names(address.checked_add(bias)?).pop()
+            });
+        }
         let outermost = |r: &Resolved| r.frames.last().map(|f| f.name.clone());
         if let Some(name) = outermost(&self.lookup(address, false)) {
             return Some(name);
         }
+        let bias = self.executable_bias()?;
+        outermost(&self.lookup(address.checked_add(bias)?, false))
+    }
+
+    /// The executable's bias (a runtime address minus its link-time one), if not zero.
+    fn executable_bias(&self) -> Option<u64> {
         // The executable is mapping 1; its bias turns a link-time address into a runtime one.
         let bias = self
             .entry_mapping
             .iter()
             .find(|&&(id, _)| id == 1)
             .map(|&(_, bias)| bias)?;
-        if bias == 0 {
-            return None;
-        }
-        outermost(&self.lookup(address.checked_add(bias)?, false))
+        (bias != 0).then_some(bias)
     }
 
     /// The function names an address resolves to (innermost first); for tests and for
@@ -732,6 +743,16 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(names[0].ends_with("a_function_to_find"), "{names:?}");
         assert!(s.objects.is_empty(), "no DWARF opened");
+        // `/symbol` names it too, at its runtime and its link-time address.
+        assert!(
+            s.function_name(addr)
+                .is_some_and(|n| n.ends_with("a_function_to_find"))
+        );
+        assert!(
+            s.function_name(off.address)
+                .is_some_and(|n| n.ends_with("a_function_to_find"))
+        );
+        assert!(s.objects.is_empty(), "no DWARF opened for /symbol");
         let getpid = libc_getpid_address();
         assert!(
             s.names(getpid).iter().any(|n| n.contains("getpid")),
