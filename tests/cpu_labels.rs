@@ -40,8 +40,7 @@ fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
     // Rounds until 400 signals have counted CPU (a count of events: on a busy machine the
     // kernel delivers fewer signals than the rate asks, each counting several points, and
     // four fixed rounds gave ~50 of them, too few for the 3:1 share below).
-    let mut rounds = 0;
-    while rounds < 4 || cpu.stats().signals < 400 {
+    common::until_signals(&cpu, 400, 4, || {
         profile::labels::with(&[("endpoint", "/api"), ("tenant", "acme")], || {
             serve_api(Duration::from_millis(150))
         });
@@ -52,13 +51,7 @@ fn samples_inside_with_carry_its_labels_and_go_filters_on_them() {
             })
         });
         common::busy_loop(Duration::from_millis(20)); // unlabelled
-        rounds += 1;
-        assert!(
-            rounds < 400,
-            "{} signals in {rounds} rounds",
-            cpu.stats().signals
-        );
-    }
+    });
     let p = cpu.stop().unwrap();
     p.write_to(std::fs::File::create(&file).unwrap()).unwrap();
 

@@ -169,12 +169,11 @@ fn flame_graphs_open_in_chromium_with_one_frame_per_function() {
     let ours = out.path().join("ours-cpu.pb.gz");
     let cpu = profile::runtime::cpu::start(1000).unwrap();
     let mut x = 0u64;
-    // A count of samples, not a window of time.
-    while cpu.stats().signals < 100 {
+    common::until_signals(&cpu, 100, 1, || {
         x = std::hint::black_box(
             (0..1000u64).fold(x, |a, i| a.rotate_left(5) ^ i.wrapping_mul(x | 1)),
         );
-    }
+    });
     cpu.stop()
         .unwrap()
         .write_to(std::fs::File::create(&ours).unwrap())

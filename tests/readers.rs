@@ -389,13 +389,9 @@ fn every_kind_in_every_mode_of_the_reader() {
     let mut files = Vec::new();
     let cpu = profile::runtime::cpu::start(250).unwrap();
     let clock = profile::runtime::clock::start(100).unwrap();
-    let mut rounds = 0;
-    // Counts of events, not windows of time.
-    while cpu.stats().signals < 50 {
+    common::until_signals(&cpu, 50, 1, || {
         common::busy_loop(Duration::from_millis(20));
-        rounds += 1;
-        assert!(rounds < 5000, "no CPU samples");
-    }
+    });
     let kept = allocate(200);
     contend(50);
     files.push(("cpu", cpu.stop().unwrap()));

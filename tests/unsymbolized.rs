@@ -17,13 +17,9 @@ use profile::runtime::symbols::{self, Symbolization};
 fn unsymbolized_profiles_are_named_by_pprof_from_the_binary() {
     symbols::set(Symbolization::Off);
     let cpu = profile::runtime::cpu::start(250).unwrap();
-    // A count of signals, not a window of time.
-    let mut rounds = 0;
-    while cpu.stats().signals < 50 {
+    common::until_signals(&cpu, 50, 1, || {
         common::busy_loop(Duration::from_millis(50));
-        rounds += 1;
-        assert!(rounds < 2000, "no CPU samples");
-    }
+    });
     let p = cpu.stop().unwrap();
     symbols::set(Symbolization::Full);
 

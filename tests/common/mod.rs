@@ -263,3 +263,24 @@ pub fn http_request(addr: std::net::SocketAddr, raw: &str) -> (u16, String, Vec<
 pub fn http_get(addr: std::net::SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
     http_request(addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
 }
+
+/// Runs `round` until `cpu` has taken `signals` signals that counted CPU (a count of
+/// events, not a window of time: on a busy machine the kernel delivers fewer signals than
+/// the rate asks); at least `min_rounds` rounds. Panics after 10 000 rounds.
+pub fn until_signals(
+    cpu: &profile::runtime::cpu::CpuProfiler,
+    signals: u64,
+    min_rounds: usize,
+    mut round: impl FnMut(),
+) {
+    let mut rounds = 0;
+    while rounds < min_rounds || cpu.stats().signals < signals {
+        round();
+        rounds += 1;
+        assert!(
+            rounds < 10_000,
+            "{} of {signals} signals in {rounds} rounds",
+            cpu.stats().signals
+        );
+    }
+}
