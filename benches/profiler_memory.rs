@@ -102,15 +102,16 @@ fn main() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let cache = Arc::new(Mutex::new(Vec::new()));
+    let pages = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     let workers: Vec<_> = (0..2u64)
         .map(|w| {
-            let (cache, stop) = (cache.clone(), stop.clone());
+            let (cache, pages, stop) = (cache.clone(), pages.clone(), stop.clone());
             thread::Builder::new()
                 .name(format!("worker-{w}"))
                 .spawn(move || {
                     let mut i = w;
                     while !stop.load(Ordering::Relaxed) {
-                        service::handle(&cache, i);
+                        service::handle(&cache, &pages, i);
                         i += 1;
                     }
                 })

@@ -28,14 +28,15 @@ fn main() -> Result<(), profile::Error> {
     profile::runtime::block::set_rate(1);
 
     let cache = Arc::new(Mutex::new(Vec::new()));
+    let pages = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     for worker in 0..2u64 {
-        let cache = cache.clone();
+        let (cache, pages) = (cache.clone(), pages.clone());
         thread::Builder::new()
             .name(format!("worker-{worker}"))
             .spawn(move || {
                 let mut i = worker;
                 loop {
-                    service::handle(&cache, i);
+                    service::handle(&cache, &pages, i);
                     i += 1;
                 }
             })

@@ -35,9 +35,22 @@ pub fn update_cache(cache: &Mutex<Vec<u64>>, v: u64) {
     thread::sleep(Duration::from_micros(200));
 }
 
-/// One request: hash, render, update the cache.
-pub fn handle(cache: &Mutex<Vec<u64>>, i: u64) {
+/// Rendered pages kept, at most (a few MB in use, as a service's response cache).
+pub const KEPT_PAGES: usize = 2000;
+
+/// One request: hash, render (keeping the page in `pages`, the oldest dropped), update
+/// the cache.
+pub fn handle(
+    cache: &Mutex<Vec<u64>>,
+    pages: &Mutex<std::collections::VecDeque<Vec<String>>>,
+    i: u64,
+) {
     let h = hash_payload(i);
     let page = render_response(50 + (h % 50) as usize);
     update_cache(cache, h ^ page.len() as u64);
+    let mut kept = pages.lock();
+    if kept.len() >= KEPT_PAGES {
+        kept.pop_front();
+    }
+    kept.push_back(page);
 }
