@@ -170,8 +170,9 @@ struct SymbolTable {
 impl SymbolTable {
     /// The function symbols of the object at `path` (of its separate debug file when the
     /// system has one: a stripped libc's names are there).
-    fn read(path: &Path) -> Option<SymbolTable> {
-        let (build_id, _) = read_object_info(path)?;
+    /// With the object's segments (read once, for both).
+    fn read(path: &Path) -> Option<(SymbolTable, Vec<Segment>)> {
+        let (build_id, segments) = read_object_info(path)?;
         let debug = debug_file(&build_id);
         let file = fs::File::open(debug.as_deref().unwrap_or(path)).ok()?;
         // SAFETY: read-only, dropped before returning; see `read_object_info`.
@@ -189,7 +190,7 @@ impl SymbolTable {
         symbols.sort_by_key(|&(address, size, _)| (address, std::cmp::Reverse(size)));
         symbols.dedup_by_key(|s| s.0);
         symbols.shrink_to_fit();
-        Some(SymbolTable { symbols })
+        Some((SymbolTable { symbols }, segments))
     }
 
     /// The function containing `svma` (a symbol of size 0 covers up to the next one).
@@ -566,7 +567,7 @@ impl Symbolizer {
                     return None;
                 }
                 let path = Path::new(&entry.path);
-                Some((SymbolTable::read(path)?, read_object_info(path)?.1))
+                SymbolTable::read(path)
             });
         let Some((table, segments)) = table else {
             return Vec::new();
