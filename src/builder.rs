@@ -9,26 +9,8 @@
 use std::path::PathBuf;
 
 use crate::guard::{self, Guard};
+use crate::session::{self, Options, Output, Session};
 use crate::{Error, ProfileKind};
-
-/// Where the profile file goes.
-#[derive(Debug, Clone)]
-pub(crate) enum Output {
-    /// A fresh `profile*` directory under the system temp dir (pkg/profile's default).
-    TempDir,
-    /// This directory, with the mode's file name (`cpu.pb.gz`).
-    Dir(PathBuf),
-    /// Exactly this file.
-    File(PathBuf),
-}
-
-/// Options every mode shares.
-#[derive(Debug, Clone)]
-pub(crate) struct Options {
-    pub(crate) output: Output,
-    pub(crate) quiet: bool,
-    pub(crate) shutdown_hook: bool,
-}
 
 /// Configures a profiling session; [`build`](Builder::build) starts it.
 ///
@@ -123,27 +105,8 @@ pub mod mode {
 }
 
 pub(crate) mod sealed {
-    use crate::{Error, Profile, ProfileKind};
-
-    /// A profiler started by a guard.
-    pub trait Running: Send {
-        /// Stops it and returns what it collected.
-        fn stop(self: Box<Self>) -> Result<Profile, Error>;
-
-        /// Stops it and returns the file's contents: a profile (gzipped when written), or
-        /// bytes written as they are (a trace's JSON).
-        fn finish(self: Box<Self>) -> Result<Finished, Error> {
-            self.stop().map(|p| Finished::Profile(Box::new(p)))
-        }
-    }
-
-    /// What a stopped profiler hands the guard to write.
-    pub enum Finished {
-        /// A pprof profile (boxed: it is large, and moved once).
-        Profile(Box<Profile>),
-        /// A file's bytes.
-        Bytes(Vec<u8>),
-    }
+    use crate::session::Session;
+    use crate::{Error, ProfileKind};
 
     /// What a mode marker type must do; private so that only this crate adds modes.
     pub trait ModeImpl {
@@ -153,14 +116,8 @@ pub(crate) mod sealed {
         fn validate(&self) -> Result<(), Error> {
             Ok(())
         }
-        /// Starts the profiler.
-        fn start(&self) -> Result<Box<dyn Running>, Error>;
-    }
-}
-
-impl sealed::Running for crate::runtime::cpu::CpuProfiler {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        (*self).stop()
+        /// Starts the profiler (`crate::session` has one adapter per mode).
+        fn start(&self) -> Result<Box<dyn Session>, Error>;
     }
 }
 
@@ -173,26 +130,8 @@ impl sealed::ModeImpl for mode::Cpu {
         crate::runtime::cpu::validate(self.frequency)
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(Box::new(crate::runtime::cpu::start(self.frequency)?))
-    }
-}
-
-/// A guard's heap profiling: sets the rate at start, restores the previous one at stop.
-struct MemRunning {
-    previous_rate: usize,
-    allocs: bool,
-}
-
-impl sealed::Running for MemRunning {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        let profile = if self.allocs {
-            crate::runtime::heap::allocs_profile()
-        } else {
-            crate::runtime::heap::profile()
-        };
-        crate::heap::sampler::set_rate(self.previous_rate);
-        profile
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::cpu(self.frequency)
     }
 }
 
@@ -215,48 +154,8 @@ impl sealed::ModeImpl for mode::Mem {
         Ok(())
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        let previous_rate = crate::runtime::heap::set_rate(self.rate)?;
-        Ok(Box::new(MemRunning {
-            previous_rate,
-            allocs: self.allocs,
-        }))
-    }
-}
-
-/// A guard's mutex or block profiling: records every event (fraction 1 / rate 1) while
-/// active, writes only the events of its own window, restores the previous setting.
-struct ContentionRunning {
-    which: crate::sync::contention::Which,
-    previous: u64,
-    base: Vec<(Vec<u64>, crate::sync::contention::Values)>,
-    started: std::time::Instant,
-}
-
-impl ContentionRunning {
-    fn start(which: crate::sync::contention::Which) -> Box<dyn sealed::Running> {
-        use crate::sync::contention;
-        Box::new(ContentionRunning {
-            which,
-            previous: contention::set(which, 1),
-            base: contention::snapshot(which).0,
-            started: std::time::Instant::now(),
-        })
-    }
-}
-
-impl sealed::Running for ContentionRunning {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        use crate::sync::contention;
-        let (end, dropped) = contention::snapshot(self.which);
-        contention::set(self.which, self.previous);
-        let window = contention::delta(end, &self.base);
-        crate::sys::contention::profile(
-            self.which,
-            &window,
-            dropped,
-            Some(self.started.elapsed().as_nanos() as i64),
-        )
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::heap(self.rate, self.allocs)
     }
 }
 
@@ -265,10 +164,8 @@ impl sealed::ModeImpl for mode::Mutex {
         ProfileKind::Mutex
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(ContentionRunning::start(
-            crate::sync::contention::Which::Mutex,
-        ))
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::contention(false)
     }
 }
 
@@ -277,19 +174,8 @@ impl sealed::ModeImpl for mode::Block {
         ProfileKind::Block
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(ContentionRunning::start(
-            crate::sync::contention::Which::Block,
-        ))
-    }
-}
-
-/// The thread dump is taken when the guard stops.
-struct ThreadsRunning;
-
-impl sealed::Running for ThreadsRunning {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        crate::runtime::threads::profile()
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::contention(true)
     }
 }
 
@@ -298,16 +184,8 @@ impl sealed::ModeImpl for mode::Threads {
         ProfileKind::Threads
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        // Fails now, not at stop, where capture is impossible (no free signal, platform).
-        crate::sys::threads::prepare()?;
-        Ok(Box::new(ThreadsRunning))
-    }
-}
-
-impl sealed::Running for crate::runtime::clock::ClockProfiler {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        (*self).stop()
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::threads()
     }
 }
 
@@ -320,19 +198,8 @@ impl sealed::ModeImpl for mode::Clock {
         crate::runtime::clock::validate(self.frequency)
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(Box::new(crate::runtime::clock::start(self.frequency)?))
-    }
-}
-
-/// The creation table is cumulative (since the process started, as in Go): read at stop.
-#[cfg(feature = "threadcreate")]
-struct ThreadCreateRunning;
-
-#[cfg(feature = "threadcreate")]
-impl sealed::Running for ThreadCreateRunning {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        crate::runtime::threadcreate::profile()
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::clock(self.frequency)
     }
 }
 
@@ -346,27 +213,8 @@ impl sealed::ModeImpl for mode::ThreadCreate {
         crate::runtime::threadcreate::check()
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(Box::new(ThreadCreateRunning))
-    }
-}
-
-/// A running trace; its file is the trace's JSON.
-#[cfg(feature = "trace")]
-struct TraceRunning(crate::trace::Tracer);
-
-#[cfg(feature = "trace")]
-impl sealed::Running for TraceRunning {
-    fn stop(self: Box<Self>) -> Result<crate::Profile, Error> {
-        Err(Error::Unsupported {
-            what: "a trace as a pprof profile",
-        })
-    }
-
-    fn finish(self: Box<Self>) -> Result<sealed::Finished, Error> {
-        self.0
-            .stop()
-            .map(|t| sealed::Finished::Bytes(t.json().to_vec()))
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::threadcreate()
     }
 }
 
@@ -380,8 +228,8 @@ impl sealed::ModeImpl for mode::Trace {
         self.cpu_hz.map_or(Ok(()), crate::runtime::cpu::validate)
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
-        Ok(Box::new(TraceRunning(crate::trace::start(self.cpu_hz)?)))
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
+        session::trace(self.cpu_hz)
     }
 }
 
@@ -394,7 +242,7 @@ impl sealed::ModeImpl for mode::Unset {
         mode::Cpu::default().validate()
     }
 
-    fn start(&self) -> Result<Box<dyn sealed::Running>, Error> {
+    fn start(&self) -> Result<Box<dyn Session>, Error> {
         mode::Cpu::default().start()
     }
 }

@@ -20,20 +20,19 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::builder::sealed::{Finished, Running};
-use crate::builder::{Options, Output};
+use crate::session::{Finished, Options, Output, Session};
 use crate::{Error, ProfileKind, output, sys};
 
 /// The live session, if any.
-static ACTIVE: Mutex<Option<Arc<Session>>> = Mutex::new(None);
+static ACTIVE: Mutex<Option<Arc<Active>>> = Mutex::new(None);
 
 enum State {
-    Running(Box<dyn Running>),
+    Running(Box<dyn Session>),
     /// Written; holds the outcome when the shutdown hook wrote it, until a caller takes it.
     Written(Option<Result<PathBuf, Error>>),
 }
 
-struct Session {
+struct Active {
     kind: ProfileKind,
     /// The process that started it: a `fork()` child must not stop the parent's profiler.
     pid: u32,
@@ -48,7 +47,7 @@ fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{args}");
 }
 
-impl Session {
+impl Active {
     /// Stops the profiler and writes the file, the first time. Later calls return the
     /// first outcome if it was kept (`keep`), or `Ok(path)` once it has been taken.
     fn complete(&self, keep: bool) -> Result<PathBuf, Error> {
@@ -97,7 +96,7 @@ impl Session {
 pub(crate) fn activate(
     kind: ProfileKind,
     options: &Options,
-    start: impl FnOnce() -> Result<Box<dyn Running>, Error>,
+    start: impl FnOnce() -> Result<Box<dyn Session>, Error>,
 ) -> Result<Guard, Error> {
     let mut active = ACTIVE.lock();
     if let Some(running) = active.as_ref() {
@@ -121,10 +120,10 @@ pub(crate) fn activate(
     if options.shutdown_hook
         && let Err(e) = sys::hook::install()
     {
-        drop(profiler.stop());
+        drop(profiler.finish());
         return Err(e);
     }
-    let session = Arc::new(Session {
+    let session = Arc::new(Active {
         kind,
         pid: std::process::id(),
         path,
@@ -162,7 +161,7 @@ pub(crate) fn on_shutdown_signal(signal: i32) {
 }
 
 /// Frees the slot held by `session` and removes its hook.
-fn release(session: &Arc<Session>) {
+fn release(session: &Arc<Active>) {
     let mut active = ACTIVE.lock();
     if active.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
         if session.hook {
@@ -178,7 +177,7 @@ fn release(session: &Arc<Session>) {
 /// Made by [`crate::Builder::build`].
 #[must_use = "the profile is written when the guard is stopped or dropped; a guard bound to `_` stops at once"]
 pub struct Guard {
-    session: Option<Arc<Session>>,
+    session: Option<Arc<Active>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -219,7 +218,7 @@ const _: () = {
     send_sync::<Guard>();
 };
 
-fn finish(session: &Arc<Session>) -> Result<PathBuf, Error> {
+fn finish(session: &Arc<Active>) -> Result<PathBuf, Error> {
     let result = session.complete(false);
     release(session);
     result

@@ -254,6 +254,7 @@ mod profile;
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub mod report;
 pub mod runtime;
+mod session;
 pub mod sync;
 mod sys;
 #[cfg(test)]

@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::builder::{Output, sealed::ModeImpl};
+use crate::builder::sealed::ModeImpl;
+use crate::session::Output;
 use crate::{Builder, Error, Guard, ProfileKind, sys};
 
 /// `SIGUSR1`, the usual signal for toggling.

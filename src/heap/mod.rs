@@ -10,6 +10,7 @@
 //! profiling is off it costs one relaxed atomic load per allocation and per free; while on,
 //! see [`crate::runtime::heap`] and `docs/performance.md`.
 
+pub(crate) mod profile;
 pub(crate) mod sampler;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod unwind;

@@ -50,6 +50,15 @@ pub(crate) trait Resolve {
     fn symbolizes(&self) -> bool {
         true
     }
+    /// The function names `address` resolves to, innermost first (to trim a profiler's
+    /// own frames, which needs names even when profiles are not symbolized).
+    fn names(&mut self, address: u64) -> Vec<String> {
+        self.resolve(address)
+            .frames
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    }
 }
 
 type SampleKey = (Vec<u64>, Vec<Label>);

@@ -10,6 +10,7 @@ pub(crate) mod builder;
 mod proto;
 #[cfg_attr(not(any(feature = "http", feature = "report")), allow(dead_code))] // debug=1 texts
 pub(crate) mod text;
+pub(crate) mod trim;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};

@@ -6,7 +6,7 @@
 //! recording; a `.block()` guard writes only its own window.
 
 use crate::sync::contention::{self, Which};
-use crate::{Error, Profile, sys};
+use crate::{Error, Profile};
 
 /// Records a wait of `d` ns with probability `d / ns` (always when `d >= ns`; 1 records
 /// every wait, 0 turns recording off) and returns the previous rate. Sampled short waits
@@ -23,5 +23,5 @@ pub fn rate() -> u64 {
 /// The block profile so far: `contentions/count`, `delay/nanoseconds`.
 pub fn profile() -> Result<Profile, Error> {
     let (stacks, dropped) = contention::snapshot(Which::Block);
-    sys::contention::profile(Which::Block, &stacks, dropped, None)
+    crate::sync::profile::profile(Which::Block, &stacks, dropped, None)
 }

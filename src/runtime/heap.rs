@@ -28,7 +28,7 @@
 //! `bytes` label with the object size; the allocator's own frames trimmed from the top.
 
 use crate::heap::sampler;
-use crate::{Error, Profile, sys};
+use crate::{Error, Profile};
 
 /// Go's default sampling rate: on average one sample per 512 KiB allocated.
 pub const DEFAULT_RATE: usize = 512 * 1024;
@@ -56,12 +56,12 @@ pub fn rate() -> usize {
 
 /// A heap profile of what was recorded since the rate was last set (Go's `heap`).
 pub fn profile() -> Result<Profile, Error> {
-    sys::heap::profile(&sampler::snapshot(), false)
+    crate::heap::profile::profile(&sampler::snapshot(), false)
 }
 
 /// The same data opening on `alloc_space` (Go's `allocs`).
 pub fn allocs_profile() -> Result<Profile, Error> {
-    sys::heap::profile(&sampler::snapshot(), true)
+    crate::heap::profile::profile(&sampler::snapshot(), true)
 }
 
 /// The heap profiler's own state and memory.

@@ -5,7 +5,7 @@
 //! recording; a `.mutex()` guard writes only its own window.
 
 use crate::sync::contention::{self, Which};
-use crate::{Error, Profile, sys};
+use crate::{Error, Profile};
 
 /// Records 1 in `n` contention events (0 turns recording off, 1 records all) and returns
 /// the previous fraction. Counts and delays are scaled by `n`, so totals stay unbiased.
@@ -22,5 +22,5 @@ pub fn fraction() -> u64 {
 /// The mutex profile so far: `contentions/count`, `delay/nanoseconds`.
 pub fn profile() -> Result<Profile, Error> {
     let (stacks, dropped) = contention::snapshot(Which::Mutex);
-    sys::contention::profile(Which::Mutex, &stacks, dropped, None)
+    crate::sync::profile::profile(Which::Mutex, &stacks, dropped, None)
 }

@@ -30,6 +30,7 @@
 //! profile lives beside the lock.
 
 pub(crate) mod contention;
+pub(crate) mod profile;
 mod raw;
 
 pub use raw::{RawCondvar, RawMutex, RawRwLock};

@@ -120,35 +120,12 @@ pub(crate) mod hook {
     pub(crate) fn remove() {}
 }
 
-/// Heap profiles.
-pub(crate) mod heap {
-    use crate::Error;
-    use crate::heap::sampler::Snapshot;
-    use crate::profile::Profile;
-
-    pub(crate) fn profile(_snap: &Snapshot, _allocs_default: bool) -> Result<Profile, Error> {
-        Err(Error::Unsupported {
-            what: "heap profiling",
-        })
-    }
-}
-
-/// Mutex and block profiles.
-pub(crate) mod contention {
-    use crate::Error;
-    use crate::profile::Profile;
-    use crate::sync::contention::{Values, Which};
-
-    pub(crate) fn profile(
-        _which: Which,
-        _stacks: &[(Vec<u64>, Values)],
-        _dropped: u64,
-        _duration_nanos: Option<i64>,
-    ) -> Result<Profile, Error> {
-        Err(Error::Unsupported {
-            what: "mutex and block profiles",
-        })
-    }
+/// No symbolizer here: every profile built from addresses is unsupported.
+pub(crate) fn with_symbolizer<R>(
+    what: &'static str,
+    _f: impl FnOnce(&mut dyn crate::profile::builder::Resolve) -> Result<R, crate::Error>,
+) -> Result<R, crate::Error> {
+    Err(crate::Error::Unsupported { what })
 }
 
 /// Thread dumps.

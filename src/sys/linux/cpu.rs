@@ -987,6 +987,26 @@ mod tests {
             })
             .map(|s| s.values[0])
             .sum();
-        assert!(on_worker >= 100, "only {on_worker} samples of the worker");
+        // (Once, under four busy loops: 0. What the profile held then is in the message.)
+        let threads: std::collections::BTreeSet<String> = p
+            .samples
+            .iter()
+            .flat_map(|s| s.labels.iter())
+            .filter(|l| l.key == "thread_id")
+            .map(|l| format!("{:?}", l.value))
+            .collect();
+        assert!(
+            on_worker >= 100,
+            "only {on_worker} samples of the worker (tid {tid}); {} samples in all, threads \
+             {threads:?}, comments {:?}; signals {}, lost {}",
+            p.samples.len(),
+            p.comments,
+            super::cpu_signal::STATS
+                .signals
+                .load(std::sync::atomic::Ordering::Relaxed),
+            super::cpu_signal::STATS
+                .lost
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
     }
 }

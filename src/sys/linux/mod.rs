@@ -4,11 +4,9 @@
 
 pub(crate) mod capture;
 pub(crate) mod clock;
-pub(crate) mod contention;
 pub(crate) mod cpu;
 pub(crate) mod cpu_signal;
 pub(crate) mod fork;
-pub(crate) mod heap;
 pub(crate) mod hook;
 pub(crate) mod objects;
 pub(crate) mod sigsafe;
@@ -19,7 +17,6 @@ pub(crate) mod tasks;
 pub(crate) mod threadcreate;
 pub(crate) mod threads;
 pub(crate) mod toggle;
-pub(crate) mod trim;
 pub(crate) mod untracked;
 
 #[cfg(feature = "threadcreate")]
@@ -29,6 +26,16 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 
 #[cfg(feature = "threadcreate")]
 pub(crate) use threadcreate::profile as threadcreate_profile;
+
+/// Runs `f` with this process's symbolizer (locked; see `symbolize::shared`). `what`
+/// names the profile for platforms without one.
+pub(crate) fn with_symbolizer<R>(
+    _what: &'static str,
+    f: impl FnOnce(&mut dyn crate::profile::builder::Resolve) -> Result<R, crate::Error>,
+) -> Result<R, crate::Error> {
+    let mut symbolizer = symbolize::shared();
+    f(&mut *symbolizer)
+}
 
 /// Drops the symbolizer's objects and returns the freed memory (`runtime::symbols`).
 pub(crate) fn release_symbolizer() {

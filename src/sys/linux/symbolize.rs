@@ -594,6 +594,10 @@ impl Resolve for Symbolizer {
     fn symbolizes(&self) -> bool {
         self.functions
     }
+
+    fn names(&mut self, address: u64) -> Vec<String> {
+        Symbolizer::names(self, address)
+    }
 }
 
 /// Addresses kept in the cache at most; a full cache is emptied (a profile with more

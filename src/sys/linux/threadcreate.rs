@@ -110,7 +110,7 @@ pub(crate) fn stacks() -> (Vec<(Vec<u64>, u64)>, u64) {
 
 /// The `threadcreate/count` profile.
 pub(crate) fn profile() -> Result<crate::Profile, crate::Error> {
-    use super::{symbolize, trim};
+    use super::symbolize;
     use crate::profile::ValueType;
     use crate::profile::builder::{ProfileBuilder, now_nanos};
 
@@ -126,7 +126,7 @@ pub(crate) fn profile() -> Result<crate::Profile, crate::Error> {
     let trimmed: Vec<(Vec<u64>, u64)> = stacks
         .iter()
         .map(|(stack, n)| {
-            let cut = trim::leading_internal(&mut symbolizer, stack, internal);
+            let cut = crate::profile::trim::leading_internal(&mut *symbolizer, stack, internal);
             (stack[cut..].to_vec(), *n)
         })
         .collect();

@@ -1,16 +1,17 @@
-//! Cutting a profiler's own frames from the top (leaf end) of recorded stacks.
+//! Cutting a profiler's own frames from the top (leaf end) of recorded stacks (the
+//! allocator's in heap profiles, the locks' in mutex and block profiles, thread
+//! creation's in threadcreate profiles).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::profile::Profile;
-
-use super::symbolize::Symbolizer;
+use crate::profile::builder::Resolve;
 
 /// How many leading frames of `stack` (return addresses, leaf first) to drop: up to the
 /// frames judged by their physical (outermost) function, see [`cut_leading`]. Keeps at
 /// least one frame.
 pub(crate) fn leading_internal(
-    symbolizer: &mut Symbolizer,
+    symbolizer: &mut dyn Resolve,
     stack: &[u64],
     internal: fn(&str) -> bool,
 ) -> usize {

@@ -1,12 +1,10 @@
 //! Heap profiles from the sampler's buckets: symbolize, trim the allocator's own frames,
 //! unbias with Go's formula.
 
-use crate::heap::sampler::{self, Snapshot};
+use super::sampler::{self, Snapshot};
 use crate::profile::builder::ProfileBuilder;
+use crate::profile::trim;
 use crate::profile::{Label, LabelValue, Profile, ValueType};
-
-use super::symbolize;
-use super::trim;
 
 /// Frames of the allocation machinery, trimmed from the top (leaf end) of heap stacks so
 /// that a stack starts at the code that asked for memory, as Go's heap profiles start
@@ -42,11 +40,20 @@ pub(crate) fn is_allocator_internal(name: &str) -> bool {
 
 /// Builds the heap profile (`allocs_default`: the allocs file, which opens on alloc_space).
 pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, crate::Error> {
-    let mut symbolizer = symbolize::shared();
+    crate::sys::with_symbolizer("heap profiling", |symbolizer| {
+        build(snap, allocs_default, symbolizer)
+    })
+}
+
+fn build(
+    snap: &Snapshot,
+    allocs_default: bool,
+    symbolizer: &mut dyn crate::profile::builder::Resolve,
+) -> Result<Profile, crate::Error> {
     let mut stacks = Vec::with_capacity(snap.buckets.len());
     for b in &snap.buckets {
         let stack = &b.stack[..b.depth as usize];
-        let start = trim::leading_internal(&mut symbolizer, stack, is_allocator_internal);
+        let start = trim::leading_internal(symbolizer, stack, is_allocator_internal);
         let (alloc_n, alloc_b) = sampler::scale(b.allocs, b.allocs * b.size, snap.rate);
         let live = b.allocs.saturating_sub(b.frees);
         let (inuse_n, inuse_b) = sampler::scale(live, live * b.size, snap.rate);
@@ -57,7 +64,7 @@ pub(crate) fn profile(snap: &Snapshot, allocs_default: bool) -> Result<Profile, 
         ));
     }
     let mut b = ProfileBuilder::new(
-        &mut *symbolizer,
+        symbolizer,
         vec![
             ValueType::new("alloc_objects", "count"),
             ValueType::new("alloc_space", "bytes"),
