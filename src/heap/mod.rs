@@ -12,8 +12,6 @@
 
 pub(crate) mod profile;
 pub(crate) mod sampler;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-mod unwind;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -13,11 +13,12 @@
 //!   that interrupted us can try to take it again on the same thread: such allocations
 //!   pass through unrecorded.
 //! - The lock is a spin lock (no parking, whose thread data is allocated lazily); it
-//!   guards only short, allocation-free table updates.
-//! - Stacks are captured into a fixed array on the stack, no allocation: with the fast
-//!   unwinder (`heap/unwind.rs`, framehop over the objects' `.eh_frame`) first, and
-//!   `backtrace::trace_unsynchronized` (libgcc's unwinder, which finds FDEs through
-//!   `_dl_find_object` on glibc ≥ 2.35) when it is unavailable or gives up.
+//!   guards only short, allocation-free table updates. Stacks are captured before it is
+//!   taken, so two threads sampling at once walk their stacks in parallel.
+//! - Stacks are captured into a fixed array on the stack, no allocation, by the shared
+//!   stack-capture module (`sys::stack::capture_here`: framehop over the copied unwind
+//!   sections with a cache claimed lock-free from the pool, and libgcc's unwinder when
+//!   the fast walk cannot go).
 //! - The tables are allocated once, from an ordinary thread, when sampling is first
 //!   enabled, as anonymous memory mappings (zero pages that become resident only when
 //!   touched, never through any allocator), and are never freed: their size is fixed and
@@ -50,7 +51,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Deepest stack recorded (frames beyond are cut off).
-pub(crate) const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = crate::sys::stack::MAX_DEPTH;
 /// (stack, size) buckets.
 pub(crate) const MAX_BUCKETS: usize = 1 << 14;
 /// Slots in the bucket index (power of two, twice the buckets).
@@ -231,29 +232,6 @@ fn draw(rate: usize) -> u64 {
     (-u.ln() * rate as f64) as u64
 }
 
-/// Captures the current stack's return addresses, leaf first, with libgcc's unwinder (the
-/// fallback when the fast unwinder is unavailable or gives up; also for contention
-/// events). Does not allocate.
-#[inline(never)]
-pub(crate) fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
-    let mut n = 0;
-    // SAFETY: trace_unsynchronized is unsafe only because it does not take backtrace's
-    // global lock; we never call it concurrently with something that needs that lock to
-    // be held (we do not symbolize here), and the callback does not unwind.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            let ip = frame.ip() as u64;
-            if ip == 0 {
-                return false; // past the outermost frame
-            }
-            stack[n] = ip;
-            n += 1;
-            n < MAX_DEPTH
-        });
-    }
-    n
-}
-
 fn filter_slot(ptr: usize) -> usize {
     (ptr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
         >> (usize::BITS - FILTER_BITS.trailing_zeros())
@@ -301,33 +279,8 @@ struct Inner {
     class_counts: [u32; 64],
     /// Samples not recorded because a table was full.
     dropped: u64,
-    /// The fast unwinder for this process's loaded objects (rebuilt by `set_rate`).
-    unwinder: Option<Unwinder>,
     /// Samples whose stack the fast unwinder could not walk (libgcc's was used).
     slow_captures: u64,
-}
-
-/// The fast stack walker (also used for contention events).
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub(crate) type Unwinder = super::unwind::FastUnwinder;
-
-/// No fast unwinder on this platform: every capture uses libgcc's.
-#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-pub(crate) struct Unwinder;
-
-#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-impl Unwinder {
-    pub(crate) fn new() -> Unwinder {
-        Unwinder
-    }
-
-    pub(crate) fn capture(&mut self, _stack: &mut [u64; MAX_DEPTH]) -> Option<usize> {
-        None
-    }
-
-    pub(crate) fn is_current(&self) -> bool {
-        true
-    }
 }
 
 /// The tables, made once; everything in `inner` is accessed with `lock` held.
@@ -473,7 +426,6 @@ impl Inner {
             filter_counts: zeroed(FILTER_BITS),
             class_counts: [0; 64],
             dropped: 0,
-            unwinder: None,
             slow_captures: 0,
         }
     }
@@ -647,21 +599,17 @@ fn live_slot(ptr: usize) -> usize {
     ((ptr as u64).wrapping_mul(0xff51_afd7_ed55_8ccd) >> 32) as usize & (LIVE_SLOTS - 1)
 }
 
-/// Captures the stack and records a sample, under the lock (the fast unwinder's rule
-/// cache is shared).
+/// Captures the stack (outside the lock: the walk is lock-free) and records a sample.
 fn record(ptr: usize, size: usize) {
     if let Some(t) = TABLES.get() {
+        let mut stack = [0u64; MAX_DEPTH];
+        let (depth, fast) = crate::sys::stack::capture_here(&mut stack);
         let _lock = t.lock();
         // SAFETY: the lock is held.
         let inner = unsafe { &mut *t.inner.get() };
-        let mut stack = [0u64; MAX_DEPTH];
-        let depth = match inner.unwinder.as_mut().and_then(|u| u.capture(&mut stack)) {
-            Some(depth) => depth,
-            None => {
-                inner.slow_captures += 1;
-                capture_slow(&mut stack)
-            }
-        };
+        if !fast {
+            inner.slow_captures += 1;
+        }
         inner.record(ptr, size, &stack[..depth]);
     }
 }
@@ -714,33 +662,20 @@ pub(crate) fn set_rate(rate: usize) -> usize {
             }
         })
     });
-    // List the loaded objects again if any were loaded or unloaded since the last time
-    // (a rebuilt unwinder starts with a cold rule cache, so a current one is kept).
-    let current = unrecorded(|| {
-        let _lock = tables.lock();
-        // SAFETY: the lock is held.
-        let inner = unsafe { &*tables.inner.get() };
-        inner.unwinder.as_ref().is_some_and(Unwinder::is_current)
-    });
-    let fresh = (rate != 0 && !current).then(|| unrecorded(Unwinder::new));
+    // A walker for the objects loaded now (kept if none was loaded or unloaded since:
+    // its rule caches stay warm).
+    if rate != 0 {
+        unrecorded(crate::sys::stack::prepare_here);
+    }
     // Stop sampling, clear, then start again at the new rate.
     CONTROL.fetch_and(!ENABLED, Ordering::SeqCst);
     RATE.store(rate, Ordering::SeqCst);
     GENERATION.fetch_add(1, Ordering::SeqCst);
-    let old = unrecorded(|| {
+    unrecorded(|| {
         let _lock = tables.lock();
         // SAFETY: the lock is held.
-        let inner = unsafe { &mut *tables.inner.get() };
-        inner.clear();
-        match fresh {
-            Some(fresh) => inner.unwinder.replace(fresh),
-            None => None,
-        }
+        unsafe { &mut *tables.inner.get() }.clear();
     });
-    // Freed outside the lock, unrecorded. (Where there is no fast unwinder the type has
-    // no destructor and this is a no-op.)
-    #[allow(clippy::drop_non_drop)]
-    unrecorded(|| drop(old));
     if rate != 0 {
         CONTROL.fetch_or(ENABLED, Ordering::SeqCst);
     }

@@ -25,21 +25,14 @@ fn update_timed() {
     TIMED.store(on, Ordering::SeqCst);
 }
 
-/// Deepest stack recorded (the fast unwinder's depth).
-const MAX_DEPTH: usize = crate::heap::sampler::MAX_DEPTH;
+/// Deepest stack recorded.
+const MAX_DEPTH: usize = crate::sys::stack::MAX_DEPTH;
 
-/// The cached-rule stack walker for contention events, rebuilt when recording is turned
-/// on and objects were loaded since (libgcc's unwinder is ~10x slower per frame, which
-/// made fully recorded contention ~100x slower than parking_lot).
-static UNWINDER: parking_lot::Mutex<Option<crate::heap::sampler::Unwinder>> =
-    parking_lot::Mutex::new(None);
-
-/// `fork()`: the forking thread holds the unwinder and both tables across the fork (in
-/// that order, the order `record` takes them), so a child's contended locks never wait
-/// for a thread that does not exist there (see `sys::fork`).
+/// `fork()`: the forking thread holds both tables across the fork (in the order `record`
+/// would take them), so a child's contended locks never wait for a thread that does not
+/// exist there (see `sys::fork`).
 static FORK_HANDLERS: crate::sys::fork::Handlers = crate::sys::fork::Handlers {
     prepare: || {
-        std::mem::forget(UNWINDER.lock());
         std::mem::forget(table(Which::Mutex).lock());
         std::mem::forget(table(Which::Block).lock());
     },
@@ -48,25 +41,22 @@ static FORK_HANDLERS: crate::sys::fork::Handlers = crate::sys::fork::Handlers {
 };
 
 fn fork_release() {
-    // SAFETY: `prepare` locked all three on this thread and forgot the guards; this
-    // releases exactly those locks, in reverse order.
+    // SAFETY: `prepare` locked both on this thread and forgot the guards; this releases
+    // exactly those locks, in reverse order.
     unsafe {
         table(Which::Block).force_unlock(lock_api::GuardNoSend::new());
         table(Which::Mutex).force_unlock(lock_api::GuardNoSend::new());
-        UNWINDER.force_unlock(lock_api::GuardNoSend::new());
     }
 }
 
-fn refresh_unwinder() {
+/// Recording was turned on: the fork handlers, and a stack walker for the objects loaded
+/// now (the cached-rule walk; libgcc's unwinder is ~10x slower per frame, which made
+/// fully recorded contention ~100x slower than parking_lot).
+fn prepare_recording() {
     let _ = crate::sys::fork::register(crate::sys::fork::Slot::Contention, &FORK_HANDLERS);
-    if UNWINDER.lock().as_ref().is_some_and(|u| u.is_current()) {
-        return;
-    }
-    // Built outside the lock: listing the objects waits while a fork is being prepared,
-    // and the fork's prepare handler takes this lock after that wait.
-    let fresh = crate::heap::sampler::Unwinder::new();
-    *UNWINDER.lock() = Some(fresh);
+    crate::sys::stack::prepare_here();
 }
+
 /// Distinct stacks kept per profile; events on further stacks are counted as dropped.
 pub(crate) const MAX_STACKS: usize = 16 * 1024;
 
@@ -113,7 +103,7 @@ pub(crate) fn enabled() -> bool {
 
 pub(crate) fn set_mutex_fraction(n: u64) -> u64 {
     if n != 0 {
-        refresh_unwinder();
+        prepare_recording();
     }
     let previous = MUTEX_FRACTION.swap(n, Ordering::SeqCst);
     update_timed();
@@ -135,7 +125,7 @@ pub(crate) fn mutex_fraction() -> u64 {
 
 pub(crate) fn set_block_rate(ns: u64) -> u64 {
     if ns != 0 {
-        refresh_unwinder();
+        prepare_recording();
     }
     let previous = BLOCK_RATE.swap(ns, Ordering::SeqCst);
     update_timed();
@@ -208,11 +198,7 @@ pub(crate) fn block_event(delay: u64) {
 
 fn record(which: Which, values: Values) {
     let mut stack = [0u64; MAX_DEPTH];
-    let fast = UNWINDER.lock().as_mut().and_then(|u| u.capture(&mut stack));
-    let n = match fast {
-        Some(n) => n,
-        None => crate::heap::sampler::capture_slow(&mut stack),
-    };
+    let (n, _) = crate::sys::stack::capture_here(&mut stack);
     let mut t = table(which).lock();
     let len = t.stacks.len();
     match t.stacks.get_mut(&stack[..n]) {

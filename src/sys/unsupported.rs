@@ -120,6 +120,35 @@ pub(crate) mod hook {
     pub(crate) fn remove() {}
 }
 
+/// Stack capture: libgcc's (or the platform's) unwinder through `backtrace`, no fast
+/// walker.
+pub(crate) mod stack {
+    /// The deepest stack `capture_here` records.
+    pub(crate) const MAX_DEPTH: usize = 64;
+
+    /// Nothing to prepare: every capture is `backtrace`'s.
+    pub(crate) fn prepare_here() {}
+
+    /// The calling thread's stack; never fast here.
+    pub(crate) fn capture_here(out: &mut [u64; MAX_DEPTH]) -> (usize, bool) {
+        let mut n = 0;
+        // SAFETY: as on Linux: not called concurrently with symbolization through
+        // backtrace's lock, and the callback does not unwind.
+        unsafe {
+            backtrace::trace_unsynchronized(|frame| {
+                let ip = frame.ip() as u64;
+                if ip == 0 {
+                    return false;
+                }
+                out[n] = ip;
+                n += 1;
+                n < MAX_DEPTH
+            });
+        }
+        (n, false)
+    }
+}
+
 /// No symbolizer here: every profile built from addresses is unsupported.
 pub(crate) fn with_symbolizer<R>(
     what: &'static str,

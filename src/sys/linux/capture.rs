@@ -45,11 +45,11 @@ use nix::libc;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::sigsafe::monotonic_nanos;
-use super::stackwalk::{self, Cache, Walker};
+use super::stack::{self, Cache, Walker};
 use crate::Error;
 
 /// The deepest stack recorded; deeper ones are cut (marked incomplete).
-pub(crate) const MAX_FRAMES: usize = stackwalk::MAX_FRAMES;
+pub(crate) const MAX_FRAMES: usize = stack::MAX_FRAMES;
 
 /// The first real-time signal tried, as an offset from `SIGRTMIN`: the lowest few are the
 /// ones other libraries reach for first.
@@ -220,7 +220,7 @@ extern "C" fn handler(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
 impl Slot {
     fn new() -> Slot {
         Slot {
-            walker: Walker::new(),
+            walker: stack::walker(),
             cache: Cache::new_in(),
             frames: [0; MAX_FRAMES],
             len: 0,
@@ -315,7 +315,7 @@ impl Capturer {
     /// caller should [`refresh`](Capturer::refresh) after listing the threads it will ask
     /// for and before asking.
     pub(crate) fn new() -> Result<Capturer, Error> {
-        if !stackwalk::SUPPORTED {
+        if !stack::SUPPORTED {
             return Err(Error::Unsupported {
                 what: "capturing other threads' stacks on this architecture",
             });
@@ -356,7 +356,7 @@ impl Capturer {
     pub(crate) fn refresh(&mut self) {
         if let Some(slot) = self.slot() {
             if !slot.walker.is_current() {
-                slot.walker = Walker::new();
+                slot.walker = stack::walker();
                 slot.cache = Cache::new_in();
             } else {
                 slot.walker.refresh_writable();

@@ -35,7 +35,7 @@ use nix::libc;
 
 use super::cpu_signal::{self, Ring, STATS};
 use super::sigsafe::{self, xorshift};
-use super::stackwalk::Walker;
+use super::stack::{self, Walker};
 use super::symbolize;
 use super::tasks;
 use crate::Error;
@@ -572,7 +572,7 @@ impl Sampler {
     }
 
     fn start_with(hz: u32, timeline: bool) -> Result<Sampler, Error> {
-        if !super::stackwalk::SUPPORTED {
+        if !stack::SUPPORTED {
             return Err(Error::Unsupported {
                 what: "CPU profiling on this architecture",
             });
@@ -581,10 +581,10 @@ impl Sampler {
         // The caches, walker and ring are the profiler's, not the program's heap.
         let _untracked = super::untracked::Untracked::new();
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        cpu_signal::ensure_caches((2 * cpus + 4).min(64));
+        stack::ensure_caches();
         cpu_signal::reset_stats();
         let previous = install_handler()?;
-        let template = Walker::new();
+        let template = stack::walker();
         cpu_signal::publish_walker(template.with_fresh_writable());
         // Room for ~1/4 s of samples of every CPU at 1000 Hz between drains (10 ms).
         cpu_signal::enable(
@@ -760,7 +760,7 @@ fn manage(
         cpu_signal::drain(|s| collected.add(s));
         if !template.is_current() {
             // Objects were loaded or unloaded: copy the module list again.
-            template = Walker::new();
+            template = stack::walker();
             cpu_signal::publish_walker(template.with_fresh_writable());
         }
         scan(&mut timers, &mut collected, &template, &mut seen, true);

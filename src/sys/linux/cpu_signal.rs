@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize
 use nix::libc;
 
 use super::sigsafe::{monotonic_nanos, thread_cpu_nanos, timespec, xorshift};
-use super::stackwalk::{self, Cache, MAX_FRAMES, Walker};
+use super::stack::{self, MAX_FRAMES, Walker};
 use crate::labels::{self, LabelSet};
 
 /// One sample as the handler writes it.
@@ -147,16 +147,6 @@ impl Ring {
     }
 }
 
-/// Caches for concurrent walks, claimed by CAS. framehop's rule cache entries carry a
-/// process-wide module-list generation, so one cache serves every walker.
-struct CachePool {
-    caches: Box<[(AtomicBool, UnsafeCell<Cache>)]>,
-}
-
-// SAFETY: a cache is used only by the handler that swapped its flag from false to true,
-// until it stores false again.
-unsafe impl Sync for CachePool {}
-
 /// Set while sampling; the handler does nothing when clear.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Numbers sampling sessions (from 1): a thread's cached identity is for one session.
@@ -273,9 +263,6 @@ static EPOCH: AtomicUsize = AtomicUsize::new(0);
 static READERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 static WALKER: AtomicPtr<Walker> = AtomicPtr::new(std::ptr::null_mut());
 static RING: AtomicPtr<Ring> = AtomicPtr::new(std::ptr::null_mut());
-/// Allocated once, kept for the process's life.
-static CACHES: AtomicPtr<CachePool> = AtomicPtr::new(std::ptr::null_mut());
-
 /// What the handler counted since the last [`reset_stats`].
 pub(crate) struct Stats {
     /// Timer signals handled while enabled that counted CPU (weight > 0).
@@ -424,18 +411,16 @@ unsafe fn sample(weight: u32, nanos: u64, untimed: bool, uc: *const libc::uconte
     s.at_nanos = start;
     s.untimed = untimed;
     s.labels = labels::acquire_current();
-    let (len, complete) = match (walker, claim_cache(s.tid)) {
-        (Some(walker), Some((flag, cache))) => {
-            // SAFETY: `uc` is the handler's context; the cache is ours until released.
-            let r = unsafe { walker.walk(&mut *cache, uc, &mut s.frames) };
-            flag.store(false, Ordering::Release);
-            r
+    let (len, complete) = match (walker, stack::claim_cache(s.tid)) {
+        (Some(walker), Some(mut claimed)) => {
+            // SAFETY: `uc` is the handler's context.
+            unsafe { walker.walk(claimed.cache(), uc, &mut s.frames) }
         }
         _ => {
             // No walker yet or every cache busy: the interrupted instruction alone.
             STATS.no_cache.fetch_add(1, Ordering::Relaxed);
             // SAFETY: `uc` is the handler's context.
-            match unsafe { stackwalk::interrupted_pc(uc) } {
+            match unsafe { stack::interrupted_pc(uc) } {
                 Some(pc) => {
                     s.frames[0] = pc;
                     (1, false)
@@ -692,44 +677,6 @@ fn thread_identity() -> (i32, [u8; 16]) {
     id.age += 1;
     IDENTITY.with(|c| c.set(id));
     (id.tid, id.name)
-}
-
-/// A free cache from the pool, with its flag to release it.
-fn claim_cache(tid: i32) -> Option<(&'static AtomicBool, *mut Cache)> {
-    // SAFETY: CACHES is set once before sampling is enabled and never freed.
-    let pool = unsafe { CACHES.load(Ordering::Acquire).as_ref() }?;
-    // Start the search at a slot that depends on the thread, so threads rarely collide.
-    let first = tid as usize;
-    let n = pool.caches.len();
-    (0..n).find_map(|i| {
-        let (flag, cache) = &pool.caches[(first + i) % n];
-        (!flag.swap(true, Ordering::Acquire)).then(|| (flag, cache.get()))
-    })
-}
-
-/// Allocates the cache pool (once per process) with room for `concurrent` walks.
-pub(crate) fn ensure_caches(concurrent: usize) {
-    if !CACHES.load(Ordering::Acquire).is_null() {
-        return;
-    }
-    let pool = Box::new(CachePool {
-        caches: (0..concurrent)
-            .map(|_| (AtomicBool::new(false), UnsafeCell::new(Cache::new_in())))
-            .collect(),
-    });
-    let raw = Box::into_raw(pool);
-    if CACHES
-        .compare_exchange(
-            std::ptr::null_mut(),
-            raw,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_err()
-    {
-        // SAFETY: ours, never published.
-        drop(unsafe { Box::from_raw(raw) });
-    }
 }
 
 /// Waits until no handler can still hold what was published before this call.

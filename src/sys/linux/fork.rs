@@ -50,18 +50,20 @@ pub(crate) enum Slot {
     Symbolizer = 1,
     /// The stack-capture core (reset in a child).
     Capture = 2,
+    /// The shared walker's module list and publisher (reset in a child).
+    Stack = 3,
     /// The shutdown hook (its dispositions restored in a child).
-    Hook = 3,
+    Hook = 4,
     /// The contention tables (`profile::sync`): a lock's slow path takes them, and may
     /// allocate under them.
-    Contention = 4,
+    Contention = 5,
     /// The thread-creation table.
-    ThreadCreate = 5,
+    ThreadCreate = 6,
     /// The heap sampler's spin lock: innermost, every allocation may take it.
-    Heap = 6,
+    Heap = 7,
 }
 
-const SLOTS: usize = 7;
+const SLOTS: usize = 8;
 
 static HANDLERS: [AtomicPtr<Handlers>; SLOTS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];

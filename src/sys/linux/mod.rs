@@ -10,7 +10,7 @@ pub(crate) mod fork;
 pub(crate) mod hook;
 pub(crate) mod objects;
 pub(crate) mod sigsafe;
-pub(crate) mod stackwalk;
+pub(crate) mod stack;
 pub(crate) mod symbolize;
 pub(crate) mod tasks;
 #[cfg(feature = "threadcreate")]

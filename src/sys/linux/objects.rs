@@ -326,25 +326,6 @@ where
     Module::new(l.name.clone(), avma, l.bias, info)
 }
 
-/// A module reading the object's sections in place.
-///
-/// # Safety
-///
-/// The object must stay loaded while the module is used (no `dlclose`).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the heap's fast unwinder
-pub(crate) unsafe fn module_in_place(l: &Loaded) -> Module<&'static [u8]> {
-    let len = |r: &Range<u64>| r.end - r.start;
-    // SAFETY: the sections lie in the object's loaded segments; per the contract the
-    // object stays loaded while they are used.
-    let (hdr, eh) = unsafe {
-        (
-            memory(l.bias, l.eh_frame_hdr.start, len(&l.eh_frame_hdr)),
-            memory(l.bias, l.eh_frame.start, len(&l.eh_frame)),
-        )
-    };
-    module(l, hdr, eh)
-}
-
 /// A module over the copies of the sections (from `list(true)`): usable after the
 /// object is unloaded. `None` if the object was listed without copies.
 pub(crate) fn module_copied(mut l: Loaded) -> Option<Module<Vec<u8>>> {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use nix::libc;
 use parking_lot::Mutex;
 
-use crate::heap::sampler::{MAX_DEPTH, capture_slow};
+use super::stack::{MAX_DEPTH, capture_here};
 
 /// Distinct creation stacks kept; creations from further stacks are only counted.
 pub(crate) const MAX_STACKS: usize = 4096;
@@ -64,7 +64,7 @@ fn fork_release() {
 
 fn record() {
     let mut stack = [0u64; MAX_DEPTH];
-    let n = capture_slow(&mut stack);
+    let (n, _) = capture_here(&mut stack);
     let _ = super::fork::register(super::fork::Slot::ThreadCreate, &FORK_HANDLERS);
     let mut table = TABLE.lock();
     let table = table.get_or_insert_with(HashMap::new);
