@@ -2,16 +2,11 @@
 //! profiled without changing its code again.
 
 use crate::builder::sealed::ModeImpl;
+use crate::kind::{self, ProfileKind};
 use crate::{Builder, Error, Guard};
 
 /// The variable [`from_env`] reads.
 pub const ENV_VAR: &str = "PROFILE";
-
-#[cfg(feature = "threadcreate")]
-const MODES: &str =
-    "cpu, mem (or heap), allocs, mutex, block, threads (or goroutine), clock, threadcreate";
-#[cfg(not(feature = "threadcreate"))]
-const MODES: &str = "cpu, mem (or heap), allocs, mutex, block, threads (or goroutine), clock";
 
 /// Starts the profile that `PROFILE` names, if it names one; returns its guard.
 ///
@@ -48,7 +43,7 @@ fn invalid(value: &str, reason: String) -> Error {
         variable: ENV_VAR,
         value: value.to_owned(),
         reason,
-        modes: MODES,
+        modes: kind::names_for_messages(),
     }
 }
 
@@ -119,26 +114,34 @@ pub(crate) fn from_value(value: &str) -> Result<Option<Guard>, Error> {
             _ => return Err(invalid(value, format!("unknown option {item:?}"))),
         }
     }
-    let only = |what: &str, set: bool, modes: &str| {
-        if set {
-            Err(invalid(value, format!("{what} applies to {modes} only")))
-        } else {
-            Ok(())
-        }
+    let Some(k) = kind::find(mode) else {
+        return Err(invalid(value, format!("unknown mode {mode:?}")));
     };
+    if !k.available {
+        let feature = k.feature.unwrap_or_default();
+        return Err(invalid(
+            value,
+            format!("{mode} needs the crate's `{feature}` feature"),
+        ));
+    }
+    for (option, set) in [("rate", rate.is_some()), ("hz", hz.is_some())] {
+        if set && !k.options.contains(&option) {
+            let modes = kind::taking_option(option);
+            return Err(invalid(value, format!("{option} applies to {modes} only")));
+        }
+    }
+    let hz = hz.map(|hz| u32::try_from(hz).unwrap_or(u32::MAX));
     let b = crate::start();
-    let guard = match mode {
-        "cpu" => {
-            only("rate", rate.is_some(), "mem and allocs")?;
+    let guard = match k.kind {
+        ProfileKind::Cpu => {
             let mut m = b.cpu();
             if let Some(hz) = hz {
-                m = m.frequency(u32::try_from(hz).unwrap_or(u32::MAX));
+                m = m.frequency(hz);
             }
             finish(m, &common)
         }
-        "mem" | "heap" | "allocs" => {
-            only("hz", hz.is_some(), "cpu, clock and trace")?;
-            let mut m = if mode == "allocs" {
+        ProfileKind::Heap | ProfileKind::Allocs => {
+            let mut m = if k.kind == ProfileKind::Allocs {
                 b.allocs()
             } else {
                 b.mem()
@@ -148,51 +151,29 @@ pub(crate) fn from_value(value: &str) -> Result<Option<Guard>, Error> {
             }
             finish(m, &common)
         }
-        "clock" => {
-            only("rate", rate.is_some(), "mem and allocs")?;
+        ProfileKind::Clock => {
             let mut m = b.clock();
             if let Some(hz) = hz {
-                m = m.frequency(u32::try_from(hz).unwrap_or(u32::MAX));
+                m = m.frequency(hz);
             }
             finish(m, &common)
         }
-        "mutex" | "block" | "threads" | "goroutine" | "threadcreate" => {
-            only("rate", rate.is_some(), "mem and allocs")?;
-            only("hz", hz.is_some(), "cpu, clock and trace")?;
-            match mode {
-                "mutex" => finish(b.mutex(), &common),
-                "block" => finish(b.block(), &common),
-                #[cfg(feature = "threadcreate")]
-                "threadcreate" => finish(b.threadcreate(), &common),
-                #[cfg(not(feature = "threadcreate"))]
-                "threadcreate" => {
-                    return Err(invalid(
-                        value,
-                        "threadcreate needs the crate's `threadcreate` feature".into(),
-                    ));
-                }
-                _ => finish(b.threads(), &common),
+        ProfileKind::Mutex => finish(b.mutex(), &common),
+        ProfileKind::Block => finish(b.block(), &common),
+        ProfileKind::Threads => finish(b.threads(), &common),
+        #[cfg(feature = "threadcreate")]
+        ProfileKind::ThreadCreate => finish(b.threadcreate(), &common),
+        #[cfg(feature = "trace")]
+        ProfileKind::Trace => {
+            let mut m = b.trace();
+            if let Some(hz) = hz {
+                m = m.cpu_samples(hz);
             }
+            finish(m, &common)
         }
-        "trace" => {
-            only("rate", rate.is_some(), "mem and allocs")?;
-            #[cfg(feature = "trace")]
-            {
-                let mut m = b.trace();
-                if let Some(hz) = hz {
-                    m = m.cpu_samples(u32::try_from(hz).unwrap_or(u32::MAX));
-                }
-                finish(m, &common)
-            }
-            #[cfg(not(feature = "trace"))]
-            {
-                return Err(invalid(
-                    value,
-                    "trace needs the crate's `trace` feature".into(),
-                ));
-            }
-        }
-        other => return Err(invalid(value, format!("unknown mode {other:?}"))),
+        // Kinds this build does not have were refused above (`available`).
+        #[allow(unreachable_patterns)]
+        _ => return Err(invalid(value, format!("{mode} has no mode in this build"))),
     };
     guard.map(Some)
 }

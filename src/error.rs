@@ -1,73 +1,9 @@
 //! The crate's one error type.
 
-use std::fmt;
 use std::io;
+
+use crate::ProfileKind;
 use std::path::PathBuf;
-
-/// What kind of profile a guard or a runtime profiler records.
-///
-/// Displayed as the word pkg/profile uses in its messages (`cpu`).
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProfileKind {
-    /// CPU time, sampled by a profiling timer. Written as `cpu.pb.gz`.
-    Cpu,
-    /// Live heap (in-use objects and bytes, plus allocations), `heap.pb.gz`.
-    Heap,
-    /// Allocations (the heap profile opening on `alloc_space`), `allocs.pb.gz`.
-    Allocs,
-    /// Lock contention charged to the holders, `mutex.pb.gz`.
-    Mutex,
-    /// Time spent waiting, charged to the waiters, `block.pb.gz`.
-    Block,
-    /// Every thread's stack at one moment (Go's goroutine profile), `threads.pb.gz`.
-    Threads,
-    /// Every thread sampled over wall-clock time, running or waiting, `clock.pb.gz`.
-    Clock,
-    /// Where threads were created, `threadcreate.pb.gz` (cargo feature `threadcreate`).
-    ThreadCreate,
-    /// An execution trace: spans, events and CPU samples on a timeline, `trace.json`
-    /// (cargo feature `trace`).
-    Trace,
-}
-
-impl ProfileKind {
-    /// The word used in messages and errors (`cpu`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ProfileKind::Cpu => "cpu",
-            ProfileKind::Heap => "heap",
-            ProfileKind::Allocs => "allocs",
-            ProfileKind::Mutex => "mutex",
-            ProfileKind::Block => "block",
-            ProfileKind::Threads => "threads",
-            ProfileKind::Clock => "clock",
-            ProfileKind::ThreadCreate => "threadcreate",
-            ProfileKind::Trace => "trace",
-        }
-    }
-
-    /// The file name a guard writes for this kind inside its output directory.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            ProfileKind::Cpu => "cpu.pb.gz",
-            ProfileKind::Heap => "heap.pb.gz",
-            ProfileKind::Allocs => "allocs.pb.gz",
-            ProfileKind::Mutex => "mutex.pb.gz",
-            ProfileKind::Block => "block.pb.gz",
-            ProfileKind::Threads => "threads.pb.gz",
-            ProfileKind::Clock => "clock.pb.gz",
-            ProfileKind::ThreadCreate => "threadcreate.pb.gz",
-            ProfileKind::Trace => "trace.json",
-        }
-    }
-}
-
-impl fmt::Display for ProfileKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Everything that can go wrong in this crate.
 ///

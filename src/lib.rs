@@ -247,6 +247,7 @@ mod heap;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+mod kind;
 pub mod labels;
 mod output;
 mod profile;
@@ -266,9 +267,10 @@ pub mod trace;
 
 pub use builder::{Builder, mode, start};
 pub use env::{ENV_VAR, from_env};
-pub use error::{Error, ProfileKind};
+pub use error::Error;
 pub use guard::Guard;
 pub use heap::Allocator;
+pub use kind::ProfileKind;
 pub use profile::{
     Function, Label, LabelValue, Line, Location, MAX_DECODED_BYTES, Mapping, Profile, Sample,
     ValueType,

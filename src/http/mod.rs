@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 pub use server::{Server, ServerBuilder, serve};
 
+use crate::kind::{self, Kind, ProfileKind, Taking, Text};
 use crate::profile::text;
 use crate::{Error, Profile, runtime};
 
@@ -198,18 +199,27 @@ impl Endpoints {
         }
         let query = parse_query(request.query);
         match name {
-            "" => index(),
-            "cmdline" => Response::text(runtime::cmdline().join("\0").into_bytes()),
-            "symbol" => symbol_response(request),
-            "profile" => self.timed(&query, cancelled, "profile", |d, c| cpu_profile(d, c)),
-            "clock" => self.timed(&query, cancelled, "clock", |d, c| clock_profile(d, c)),
-            #[cfg(feature = "trace")]
-            "trace" => self.trace(&query, cancelled),
-            "heap" | "allocs" | "block" | "mutex" | "threadcreate" | "goroutine" | "threads" => {
-                self.named(name, &query, cancelled)
+            "" => return index(),
+            "cmdline" => return Response::text(runtime::cmdline().join("\0").into_bytes()),
+            "symbol" => return symbol_response(request),
+            "flamegraph" => return self.flamegraph(&query, cancelled),
+            _ => {}
+        }
+        // A profile: the kinds table says which, and how it is taken.
+        let Some(k) = kind::endpoint(name).filter(|k| k.available || k.taking == Taking::Snapshot)
+        else {
+            return Response::error(404, "Unknown profile");
+        };
+        match k.kind {
+            ProfileKind::Cpu | ProfileKind::Clock => {
+                match self.timed_profile(&query, cancelled, |d, c| timed_kind(k, d, c)) {
+                    Ok(p) => Response::profile(&p, name),
+                    Err(r) => r,
+                }
             }
-            "flamegraph" => self.flamegraph(&query, cancelled),
-            _ => Response::error(404, "Unknown profile"),
+            #[cfg(feature = "trace")]
+            ProfileKind::Trace => self.trace(&query, cancelled),
+            _ => self.named(k, name, &query, cancelled),
         }
     }
 
@@ -229,19 +239,6 @@ impl Endpoints {
                 400,
                 "invalid value for \"seconds\" - must be a positive integer",
             )),
-        }
-    }
-
-    fn timed(
-        &self,
-        query: &Query,
-        cancelled: &dyn Fn() -> bool,
-        name: &str,
-        take: impl FnOnce(Duration, &dyn Fn() -> bool) -> Result<Profile, Response>,
-    ) -> Response {
-        match self.timed_profile(query, cancelled, take) {
-            Ok(p) => Response::profile(&p, name),
-            Err(r) => r,
         }
     }
 
@@ -305,27 +302,43 @@ impl Endpoints {
     /// as an SVG flame graph, taken as its own endpoint takes it (CPU and clock for N
     /// seconds, default 30; the others a snapshot, or a delta over N seconds).
     fn flamegraph(&self, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
-        const KINDS: &str =
-            "cpu, heap, allocs, mutex, block, goroutine, threads, clock, threadcreate";
-        let path = match query.kind.unwrap_or("cpu") {
-            "cpu" | "profile" => "profile",
-            k @ ("heap" | "allocs" | "mutex" | "block" | "goroutine" | "threads" | "clock"
-            | "threadcreate") => k,
-            k => {
-                return Response::error(
-                    400,
-                    &format!("invalid value for \"kind\" - {k:?} must be one of: {KINDS}"),
-                );
-            }
+        // Every kind that is a pprof profile: all but the trace.
+        let drawable = || kind::KINDS.iter().filter(|k| k.kind != ProfileKind::Trace);
+        let requested = query.kind.unwrap_or("cpu");
+        let Some(k) = kind::find(requested).filter(|k| k.kind != ProfileKind::Trace) else {
+            let names: Vec<&str> = drawable()
+                .flat_map(|k| {
+                    if k.kind == ProfileKind::Cpu {
+                        k.names
+                    } else {
+                        k.endpoints
+                    }
+                })
+                .copied()
+                .collect();
+            return Response::error(
+                400,
+                &format!(
+                    "invalid value for \"kind\" - {requested:?} must be one of: {}",
+                    names.join(", ")
+                ),
+            );
+        };
+        // The endpoint named in titles: the one asked for, or the kind's first.
+        let path = if k.endpoints.contains(&requested) {
+            requested
+        } else {
+            k.endpoints[0]
         };
         if query.debug.is_some() {
             return Response::error(400, "debug is not supported for flame graphs");
         }
         // Taken as the kind's own endpoint takes it: same caps, cancellation and errors.
-        let taken = match path {
-            "profile" => self.timed_profile(query, cancelled, cpu_profile),
-            "clock" => self.timed_profile(query, cancelled, clock_profile),
-            name => self.named_profile(name, query, cancelled).map(|(p, _)| p),
+        let taken = match k.taking {
+            Taking::Session => self.timed_profile(query, cancelled, |d, c| timed_kind(k, d, c)),
+            Taking::Snapshot => self
+                .named_profile(k, path, query, cancelled)
+                .map(|(p, _)| p),
         };
         let profile = match taken {
             Ok(p) => p,
@@ -357,7 +370,7 @@ impl Endpoints {
         }
     }
 
-    fn named(&self, name: &str, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
+    fn named(&self, k: &Kind, name: &str, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
         let debug = match query.debug.map(str::parse::<u8>) {
             None => 0,
             Some(Ok(d)) if d <= 2 => d,
@@ -369,14 +382,14 @@ impl Endpoints {
             return Response::error(400, "seconds and debug params are incompatible");
         }
         if debug == 0 {
-            return match self.named_profile(name, query, cancelled) {
+            return match self.named_profile(k, name, query, cancelled) {
                 Ok((p, file)) => Response::profile(&p, &file),
                 Err(r) => r,
             };
         }
         let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
         let mut out = Vec::new();
-        let written = if name == "goroutine" || name == "threads" {
+        let written = if k.text == Text::Threads {
             let snap = match runtime::threads::snapshot() {
                 Ok(s) => s,
                 Err(e) => return failed(e),
@@ -387,14 +400,13 @@ impl Endpoints {
                 snap.write_dump(&mut out)
             }
         } else {
-            let p = match snapshot(name) {
+            let p = match snapshot(k) {
                 Ok(p) => p,
                 Err(e) => return failed(e),
             };
-            match name {
-                "heap" | "allocs" => text::write_heap(&p, &mut out),
-                "block" => text::write_contention(&p, false, &mut out),
-                "mutex" => text::write_contention(&p, true, &mut out),
+            match k.text {
+                Text::Heap => text::write_heap(&p, &mut out),
+                Text::Contention { mutex } => text::write_contention(&p, mutex, &mut out),
                 _ => text::write_counts(&p, name, &mut out),
             }
         };
@@ -408,44 +420,46 @@ impl Endpoints {
     /// name to offer it as.
     fn named_profile(
         &self,
+        k: &Kind,
         name: &str,
         query: &Query,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<(Profile, String), Response> {
         let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
         if query.seconds.is_none() {
-            return Ok((snapshot(name).map_err(failed)?, name.to_owned()));
+            return Ok((snapshot(k).map_err(failed)?, name.to_owned()));
         }
-        if name == "goroutine" || name == "threads" {
+        if k.kind == ProfileKind::Threads {
             return Err(Response::error(
                 400,
                 "seconds is not supported for thread dumps",
             ));
         }
         let seconds = self.seconds(query.seconds, 30)?;
-        let start = snapshot(name).map_err(failed)?;
+        let start = snapshot(k).map_err(failed)?;
         if !wait(Duration::from_secs(seconds), cancelled) {
             return Err(Response::error(499, "client went away"));
         }
-        let end = snapshot(name).map_err(failed)?;
+        let end = snapshot(k).map_err(failed)?;
         Ok((end.delta(&start), format!("{name}-delta")))
     }
 }
 
 /// The current profile of a snapshot kind.
-fn snapshot(name: &str) -> Result<Profile, Error> {
-    match name {
-        "heap" => runtime::heap::profile(),
-        "allocs" => runtime::heap::allocs_profile(),
-        "block" => runtime::block::profile(),
-        "mutex" => runtime::mutex::profile(),
-        "goroutine" | "threads" => runtime::threads::profile(),
-        #[cfg(feature = "threadcreate")]
-        "threadcreate" => runtime::threadcreate::profile(),
-        _ => Err(Error::FeatureDisabled {
-            feature: "threadcreate",
-            what: "the thread-creation profile",
+fn snapshot(k: &Kind) -> Result<Profile, Error> {
+    match k.snapshot {
+        Some(take) => take(),
+        None => Err(Error::Unsupported {
+            what: "a snapshot of a profile taken over time",
         }),
+    }
+}
+
+/// The profile of a session kind (CPU, clock) over `d`.
+fn timed_kind(k: &Kind, d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
+    match k.kind {
+        ProfileKind::Clock => clock_profile(d, cancelled),
+        _ => cpu_profile(d, cancelled),
     }
 }
 
@@ -553,25 +567,10 @@ fn symbol_response(request: &Request) -> Response {
     Response::text(out.into_bytes())
 }
 
-/// The HTML index, with a count for each profile where one is cheap to get.
+/// The HTML index: every profile of the kinds table (by endpoint), its count where one
+/// is cheap (a table's size, nothing symbolized), and the other endpoints.
 fn index() -> Response {
-    let count = |p: Result<Profile, Error>| p.map_or(0, |p| p.samples.len());
     let mut rows: Vec<(&str, String, &str)> = vec![
-        (
-            "allocs",
-            count(runtime::heap::allocs_profile()).to_string(),
-            "A sampling of all past memory allocations",
-        ),
-        (
-            "block",
-            count(runtime::block::profile()).to_string(),
-            "Stack traces that led to blocking on synchronization primitives (profile::sync)",
-        ),
-        (
-            "clock",
-            String::new(),
-            "Wall-clock profile: every thread sampled, running or waiting. ?seconds=N",
-        ),
         (
             "cmdline",
             String::new(),
@@ -583,56 +582,34 @@ fn index() -> Response {
             "An SVG flame graph to look at: ?kind=cpu|heap|allocs|mutex|block|goroutine|clock (default cpu) &seconds=N &sample_index=T",
         ),
         (
-            "goroutine",
-            crate::sys::thread_count().to_string(),
-            "Stack traces of all current threads (the goroutines of a Rust process). ?debug=2 for a full dump",
-        ),
-        (
-            "heap",
-            count(runtime::heap::profile()).to_string(),
-            "A sampling of memory allocations of live objects",
-        ),
-        (
-            "mutex",
-            count(runtime::mutex::profile()).to_string(),
-            "Stack traces of holders of contended mutexes (profile::sync)",
-        ),
-        (
-            "profile",
-            String::new(),
-            "CPU profile. ?seconds=N (default 30); the file is offered for download",
-        ),
-        (
             "symbol",
             String::new(),
             "Function names of program counters",
         ),
-        (
-            "threads",
-            crate::sys::thread_count().to_string(),
-            "The same as goroutine",
-        ),
     ];
-    #[cfg(feature = "trace")]
-    rows.push((
-        "trace",
-        String::new(),
-        "An execution trace (Chrome trace-event JSON: ui.perfetto.dev). ?seconds=N (default 1)",
-    ));
-    #[cfg(feature = "threadcreate")]
-    rows.push((
-        "threadcreate",
-        count(runtime::threadcreate::profile()).to_string(),
-        "Stack traces that led to the creation of new threads",
-    ));
+    for k in kind::KINDS.iter().filter(|k| k.available) {
+        let count = k.count.map(|c| c().to_string()).unwrap_or_default();
+        for (i, endpoint) in k.endpoints.iter().enumerate() {
+            let description = if i == 0 {
+                k.description
+            } else {
+                "The same as goroutine"
+            };
+            rows.push((endpoint, count.clone(), description));
+        }
+    }
     rows.sort_by_key(|r| r.0);
+    let linked_bare = |name: &str| {
+        ["cmdline", "symbol"].contains(&name)
+            || kind::endpoint(name).is_some_and(|k| k.taking == Taking::Session)
+    };
     let mut html = String::from(
         "<html>\n<head>\n<title>/debug/pprof/</title>\n</head>\n<body>\n/debug/pprof/\n<br>\n\
          <p>Set debug=1 as a query parameter to export in legacy text format</p>\n<br>\n\
          Types of profiles available:\n<table>\n<thead><td>Count</td><td>Profile</td></thead>\n",
     );
     for (name, count, _) in &rows {
-        let link = if ["cmdline", "symbol", "profile", "clock", "trace"].contains(name) {
+        let link = if linked_bare(name) {
             name.to_string()
         } else if *name == "flamegraph" {
             "flamegraph?kind=heap".to_string()

@@ -213,6 +213,11 @@ fn record(which: Which, values: Values) {
     }
 }
 
+/// How many distinct stacks a profile has (the index page's count).
+pub(crate) fn stacks(which: Which) -> usize {
+    table(which).lock().stacks.len()
+}
+
 /// A copy of a profile's stacks and values.
 pub(crate) fn snapshot(which: Which) -> (Vec<(Vec<u64>, Values)>, u64) {
     let t = table(which).lock();

@@ -208,6 +208,11 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 }
 
 #[cfg(feature = "threadcreate")]
+pub(crate) fn threadcreate_stacks() -> usize {
+    0
+}
+
+#[cfg(feature = "threadcreate")]
 pub(crate) fn threadcreate_profile() -> Result<crate::Profile, crate::Error> {
     threadcreate_supported().map(|()| crate::Profile::default())
 }
@@ -217,7 +222,6 @@ pub(crate) fn function_name(_address: u64) -> Option<String> {
     None
 }
 
-#[cfg(feature = "http")]
 pub(crate) fn thread_count() -> usize {
     0
 }

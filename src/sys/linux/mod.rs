@@ -27,6 +27,12 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 #[cfg(feature = "threadcreate")]
 pub(crate) use threadcreate::profile as threadcreate_profile;
 
+/// How many distinct creation stacks the thread-creation table has.
+#[cfg(feature = "threadcreate")]
+pub(crate) fn threadcreate_stacks() -> usize {
+    threadcreate::stacks().0.len()
+}
+
 /// Runs `f` with this process's symbolizer (locked; see `symbolize::shared`). `what`
 /// names the profile for platforms without one.
 pub(crate) fn with_symbolizer<R>(
@@ -49,7 +55,6 @@ pub(crate) fn function_name(address: u64) -> Option<String> {
 }
 
 /// How many threads this process has.
-#[cfg(feature = "http")]
 pub(crate) fn thread_count() -> usize {
     tasks::tids().map_or(0, |t| t.len())
 }

@@ -22,15 +22,18 @@
 //! # The published walker
 //!
 //! ```text
-//!   capture_here:  e = EPOCH & 1; READERS[e] += 1; walk HERE (if any); READERS[e] -= 1
-//!   prepare_here:  HERE.swap(new); EPOCH += 1; wait READERS[old e] == 0; free old
+//!   capture_here:  claim a cache (FREE → CLAIMED); w = HERE; walk w; release (→ FREE)
+//!   prepare_here:  old = HERE.swap(new); for each cache: wait until seen not CLAIMED; free old
 //! ```
 //!
-//! A two-counter grace period (userspace RCU), as the CPU sampler's: a capture that could
-//! still hold the old walker counted itself in the old parity before the flip.
+//! The claimed cache is the capture's hazard mark: a capture that could still hold the
+//! old walker claimed its cache before it read `HERE` (both `SeqCst`), so the
+//! publisher, which swapped `HERE` first, sees the claim and waits. No counter is
+//! shared between capturing threads (two threads sampling at once touch only their own
+//! cache's line and read `HERE`).
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 use framehop::{FrameAddress, Unwinder};
@@ -375,11 +378,18 @@ pub(crate) fn walker() -> Walker {
 /// Caches for concurrent walks, claimed by CAS (signal handlers and `capture_here`
 /// alike).
 struct CachePool {
-    caches: Box<[(AtomicBool, UnsafeCell<Cache>)]>,
+    caches: Box<[(AtomicU8, UnsafeCell<Cache>)]>,
 }
 
-// SAFETY: a cache is used only by the walk that swapped its flag from false to true,
-// until it stores false again.
+/// A pool cache's states.
+const FREE: u8 = 0;
+const CLAIMED: u8 = 1;
+/// Claimed by a walk on a thread a forked child does not have: never used again there
+/// (the walk may have left it half updated), never waited for.
+const RETIRED: u8 = 2;
+
+// SAFETY: a cache is used only by the walk that moved its state from FREE to CLAIMED,
+// until it stores FREE again.
 unsafe impl Sync for CachePool {}
 
 /// Allocated once, kept for the process's life.
@@ -387,14 +397,14 @@ static CACHES: AtomicPtr<CachePool> = AtomicPtr::new(std::ptr::null_mut());
 
 /// A cache claimed from the pool; released when dropped.
 pub(crate) struct Claimed {
-    flag: &'static AtomicBool,
+    state: &'static AtomicU8,
     cache: *mut Cache,
 }
 
 impl Claimed {
     /// The cache, ours until this is dropped.
     pub(crate) fn cache(&mut self) -> &mut Cache {
-        // SAFETY: we swapped the flag from false to true: no other walk uses the cache
+        // SAFETY: we moved the state from FREE to CLAIMED: no other walk uses the cache
         // until `drop` stores false.
         unsafe { &mut *self.cache }
     }
@@ -402,21 +412,26 @@ impl Claimed {
 
 impl Drop for Claimed {
     fn drop(&mut self) {
-        self.flag.store(false, Ordering::Release);
+        self.state.store(FREE, Ordering::Release);
     }
 }
 
-/// A free cache from the pool (None: no pool yet, or every cache in use). `hint` (a tid)
-/// picks where the search starts, so threads rarely collide. Lock-free, no allocation.
+/// A free cache from the pool (None: no pool yet, or every cache in use). `hint` (a tid,
+/// a stack address) picks where the search starts, so threads rarely collide. Lock-free,
+/// no allocation.
 pub(crate) fn claim_cache(hint: i32) -> Option<Claimed> {
     // SAFETY: CACHES is set once and never freed.
     let pool = unsafe { CACHES.load(Ordering::Acquire).as_ref() }?;
     let n = pool.caches.len();
     let first = hint as usize;
     (0..n).find_map(|i| {
-        let (flag, cache) = &pool.caches[(first + i) % n];
-        (!flag.swap(true, Ordering::Acquire)).then(|| Claimed {
-            flag,
+        let (state, cache) = &pool.caches[(first + i) % n];
+        // SeqCst: the claim `prepare_here` waits for is made before `HERE` is read.
+        let claimed = state
+            .compare_exchange(FREE, CLAIMED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        claimed.then(|| Claimed {
+            state,
             cache: cache.get(),
         })
     })
@@ -432,7 +447,7 @@ pub(crate) fn ensure_caches() {
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
     let pool = Box::new(CachePool {
         caches: (0..(2 * cpus + 4).min(64))
-            .map(|_| (AtomicBool::new(false), UnsafeCell::new(Cache::new_in())))
+            .map(|_| (AtomicU8::new(FREE), UnsafeCell::new(Cache::new_in())))
             .collect(),
     });
     let raw = Box::into_raw(pool);
@@ -452,8 +467,6 @@ pub(crate) fn ensure_caches() {
 
 /// The walker `capture_here` uses (null: none yet, every capture is libgcc's).
 static HERE: AtomicPtr<Walker> = AtomicPtr::new(std::ptr::null_mut());
-static EPOCH: AtomicUsize = AtomicUsize::new(0);
-static READERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// Serializes `prepare_here` (publishers).
 static PREPARING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
@@ -470,10 +483,16 @@ pub(crate) fn prepare_here() {
         return;
     }
     let old = HERE.swap(Box::into_raw(Box::new(walker())), Ordering::SeqCst);
-    // Wait until no capture can still hold the old walker.
-    let e = EPOCH.fetch_add(1, Ordering::SeqCst) & 1;
-    while READERS[e].load(Ordering::SeqCst) != 0 {
-        std::thread::yield_now();
+    // Wait until no capture can still hold the old walker: every cache claimed before the
+    // swap is released (seen free once; a capture that claims it after the swap reads
+    // the new walker).
+    // SAFETY: CACHES is set (ensure_caches above) and never freed.
+    if let Some(pool) = unsafe { CACHES.load(Ordering::Acquire).as_ref() } {
+        for (state, _) in pool.caches.iter() {
+            while state.load(Ordering::SeqCst) == CLAIMED {
+                std::thread::yield_now();
+            }
+        }
     }
     if !old.is_null() {
         // SAFETY: from Box::into_raw above; unreachable by captures after the grace period.
@@ -488,13 +507,15 @@ pub(crate) fn prepare_here() {
 #[inline(never)]
 pub(crate) fn capture_here(out: &mut [u64; MAX_DEPTH]) -> (usize, bool) {
     if SUPPORTED {
-        let e = EPOCH.load(Ordering::SeqCst) & 1;
-        READERS[e].fetch_add(1, Ordering::SeqCst);
+        // Where the search for a free cache starts: this thread's stack region (no
+        // system call; threads' stacks are megabytes apart).
+        let hint = (out.as_ptr() as usize >> 20) as i32;
         let mut walked = None;
-        // SAFETY: counted in READERS: a published walker stays alive until we leave.
-        if let Some(walker) = unsafe { HERE.load(Ordering::SeqCst).as_ref() }
-            // SAFETY: gettid has no preconditions.
-            && let Some(mut claimed) = claim_cache(unsafe { libc::gettid() })
+        if let Some(mut claimed) = claim_cache(hint)
+            // SAFETY: our claimed cache is the hazard mark `prepare_here` waits for
+            // before it frees a walker it replaced: this one stays alive until the
+            // claim is dropped.
+            && let Some(walker) = unsafe { HERE.load(Ordering::SeqCst).as_ref() }
         {
             // Called directly (no closure between): the walk's first return address is
             // into this function, which it skips.
@@ -505,7 +526,6 @@ pub(crate) fn capture_here(out: &mut [u64; MAX_DEPTH]) -> (usize, bool) {
                 _ => None,
             };
         }
-        READERS[e].fetch_sub(1, Ordering::SeqCst);
         if let Some(n) = walked {
             return (n, true);
         }
@@ -537,16 +557,21 @@ pub(crate) fn capture_slow(stack: &mut [u64; MAX_DEPTH]) -> usize {
 }
 
 /// `fork()`: a child finds `MODULES` or `PREPARING` held by a thread it does not have,
-/// and reader counts of captures that were running on such threads; it resets them (the
-/// published walker stays: it is complete, and the child's objects are the parent's).
+/// and caches claimed by walks that were running on such threads: the locks are freed,
+/// the caches retired (the published walker stays: it is complete, and the child's
+/// objects are the parent's).
 static FORK_HANDLERS: super::fork::Handlers = super::fork::Handlers {
     prepare: super::fork::nothing,
     parent: super::fork::nothing,
     child: || {
         super::fork::release_in_child(&MODULES);
         super::fork::release_in_child(&PREPARING);
-        for r in &READERS {
-            r.store(0, Ordering::SeqCst);
+        // SAFETY: CACHES is never freed once set.
+        if let Some(pool) = unsafe { CACHES.load(Ordering::Acquire).as_ref() } {
+            for (state, _) in pool.caches.iter() {
+                let _ =
+                    state.compare_exchange(CLAIMED, RETIRED, Ordering::SeqCst, Ordering::Relaxed);
+            }
         }
     },
 };
