@@ -57,7 +57,8 @@ impl Active {
                 // A fork child: the profiler's threads and timers are the parent's, and
                 // so is the file. Touch nothing of it.
                 std::mem::forget(profiler);
-                crate::runtime::check_same_process(self.pid, self.kind).map(|()| PathBuf::new())
+                crate::runtime::shared::check_same_process(self.pid, self.kind)
+                    .map(|()| PathBuf::new())
             }
             State::Running(profiler) => {
                 let result = profiler.finish().and_then(|finished| {
@@ -92,6 +93,13 @@ impl Active {
     }
 }
 
+/// What the shutdown hook calls: write the running guard's profile on the first signal,
+/// remove half-written files before a second one ends the process.
+static HOOKS: sys::hook::Hooks = sys::hook::Hooks {
+    on_signal: on_shutdown_signal,
+    before_dying: output::inflight::unlink_all,
+};
+
 /// Claims the slot, starts the profiler and installs the hook; see [`crate::Builder::build`].
 pub(crate) fn activate(
     kind: ProfileKind,
@@ -118,7 +126,7 @@ pub(crate) fn activate(
         }
     };
     if options.shutdown_hook
-        && let Err(e) = sys::hook::install()
+        && let Err(e) = sys::hook::install(&HOOKS)
     {
         drop(profiler.finish());
         return Err(e);
@@ -145,8 +153,7 @@ pub(crate) fn activate(
 
 /// Called on the hook's worker thread when SIGINT or SIGTERM arrived: write the running
 /// profile (the caller then re-delivers the signal).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) fn on_shutdown_signal(signal: i32) {
+fn on_shutdown_signal(signal: i32) {
     let session = ACTIVE.lock().clone();
     if let Some(session) = session {
         if !session.quiet {

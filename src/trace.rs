@@ -516,9 +516,9 @@ fn record_event(event: &Event<'_>) {
 pub struct Tracer {
     cpu: Option<crate::sys::cpu::Sampler>,
     /// The CPU profiler's claim while `cpu` samples (one CPU sampler per process).
-    _cpu_claim: Option<crate::runtime::Claim>,
+    _cpu_claim: Option<crate::runtime::shared::Claim>,
     started: Instant,
-    _claim: crate::runtime::Claim,
+    _claim: crate::runtime::shared::Claim,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -529,8 +529,8 @@ impl std::fmt::Debug for Tracer {
     }
 }
 
-static EXCLUSIVE: crate::runtime::Exclusive =
-    crate::runtime::Exclusive::new(crate::ProfileKind::Trace);
+static EXCLUSIVE: crate::runtime::shared::Exclusive =
+    crate::runtime::shared::Exclusive::new(crate::ProfileKind::Trace);
 
 /// Starts a trace: spans and events through [`Layer`], and CPU samples at `cpu_hz` (None:
 /// none) as instant events. Installs a global subscriber with the layer if the program
@@ -653,7 +653,7 @@ impl Tracer {
         };
         use serde_json::json;
         out.event(json!({"name":"process_name","ph":"M","pid":pid,"tid":0,
-            "args":{"name": crate::runtime::cmdline().first().cloned().unwrap_or_default()}}));
+            "args":{"name": crate::runtime::shared::cmdline().first().cloned().unwrap_or_default()}}));
         let mut named = std::collections::HashSet::new();
         for buffer in &buffers {
             let mut b = buffer.lock();

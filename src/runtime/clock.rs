@@ -31,7 +31,7 @@
 //! (each sample weighs the time since the previous round). On a machine with a CPU to
 //! spare the split is exact within sampling noise.
 
-use super::{Claim, Exclusive};
+use super::shared::{Claim, Exclusive};
 use crate::{Error, Profile, ProfileKind, sys};
 
 /// The default rate: 99 Hz, off the beat of timers that fire at round rates.
@@ -44,7 +44,7 @@ static EXCLUSIVE: Exclusive = Exclusive::new(ProfileKind::Clock);
 
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
-    super::validate_frequency("wall-clock", hz, MAX_FREQUENCY)
+    super::shared::validate_frequency("wall-clock", hz, MAX_FREQUENCY)
 }
 
 /// Starts sampling every thread `hz` times per wall-clock second.
@@ -94,7 +94,7 @@ impl ClockProfiler {
     /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the
     /// sampler's threads and timers are the parent's; nothing of them is touched).
     pub fn stop(mut self) -> Result<Profile, Error> {
-        if let Err(e) = super::check_same_process(self.pid, ProfileKind::Clock) {
+        if let Err(e) = super::shared::check_same_process(self.pid, ProfileKind::Clock) {
             std::mem::forget(self.sampler.take());
             return Err(e);
         }
@@ -109,7 +109,7 @@ impl ClockProfiler {
 impl Drop for ClockProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
-            if super::check_same_process(self.pid, ProfileKind::Clock).is_err() {
+            if super::shared::check_same_process(self.pid, ProfileKind::Clock).is_err() {
                 // A fork child: the sampler's threads are not here to stop.
                 std::mem::forget(s);
                 return;

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use super::{Claim, Exclusive};
+use super::shared::{Claim, Exclusive};
 use crate::{Error, Profile, ProfileKind, sys};
 
 /// The default sampling frequency, as in Go and pkg/profile.
@@ -50,7 +50,7 @@ pub(crate) fn claim() -> Result<Claim, Error> {
 
 /// Checks a frequency without starting anything.
 pub(crate) fn validate(hz: u32) -> Result<(), Error> {
-    super::validate_frequency("CPU", hz, MAX_FREQUENCY)
+    super::shared::validate_frequency("CPU", hz, MAX_FREQUENCY)
 }
 
 /// Starts CPU profiling at `hz` samples per CPU-second.
@@ -148,7 +148,7 @@ impl CpuProfiler {
     /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the
     /// sampler's threads and timers are the parent's; nothing of them is touched).
     pub fn stop(mut self) -> Result<Profile, Error> {
-        if let Err(e) = super::check_same_process(self.pid, ProfileKind::Cpu) {
+        if let Err(e) = super::shared::check_same_process(self.pid, ProfileKind::Cpu) {
             std::mem::forget(self.sampler.take());
             return Err(e);
         }
@@ -164,7 +164,7 @@ impl CpuProfiler {
 impl Drop for CpuProfiler {
     fn drop(&mut self) {
         if let Some(s) = self.sampler.take() {
-            if super::check_same_process(self.pid, ProfileKind::Cpu).is_err() {
+            if super::shared::check_same_process(self.pid, ProfileKind::Cpu).is_err() {
                 // A fork child: the sampler's threads are not here to stop.
                 std::mem::forget(s);
                 return;

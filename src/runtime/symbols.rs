@@ -25,8 +25,6 @@
 //! symbols::set(Symbolization::Full);
 //! ```
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 /// How profiles name their addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Symbolization {
@@ -36,45 +34,18 @@ pub enum Symbolization {
     Off,
 }
 
-const UNSET: u8 = 0;
-const FULL: u8 = 1;
-const OFF: u8 = 2;
-
-static MODE: AtomicU8 = AtomicU8::new(UNSET);
-
 /// Sets how profiles written from now on name their addresses.
 pub fn set(mode: Symbolization) {
-    MODE.store(
-        match mode {
-            Symbolization::Full => FULL,
-            Symbolization::Off => OFF,
-        },
-        Ordering::Relaxed,
-    );
+    crate::sys::symbolization::set(mode == Symbolization::Full);
 }
 
 /// How profiles are symbolized: what [`set`] chose, else `PROFILE_SYMBOLIZE` (`off`,
 /// `none`, `0` or `false` for [`Symbolization::Off`]), else [`Symbolization::Full`].
 pub fn get() -> Symbolization {
-    let mode = match MODE.load(Ordering::Relaxed) {
-        UNSET => {
-            let off = std::env::var("PROFILE_SYMBOLIZE").is_ok_and(|v| {
-                matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "off" | "none" | "0" | "false"
-                )
-            });
-            let mode = if off { OFF } else { FULL };
-            // A `set` meanwhile wins.
-            let _ = MODE.compare_exchange(UNSET, mode, Ordering::Relaxed, Ordering::Relaxed);
-            MODE.load(Ordering::Relaxed)
-        }
-        m => m,
-    };
-    if mode == OFF {
-        Symbolization::Off
-    } else {
+    if crate::sys::symbolization::functions() {
         Symbolization::Full
+    } else {
+        Symbolization::Off
     }
 }
 

@@ -27,10 +27,13 @@
 //!
 //! The calling thread is included, with the profiler's own frames cut off.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use crate::profile::builder::{ProfileBuilder, Resolve};
+use crate::profile::{Label, LabelValue, ValueType};
 use crate::{Error, Profile, sys};
 
 /// The longest a thread is waited for.
@@ -283,13 +286,149 @@ fn addresses(t: &Thread) -> Vec<u64> {
     pcs
 }
 
+/// Symbolizes the captured stacks and groups them into the `goroutine/count` profile.
+fn build(
+    captured: Vec<sys::threads::Captured>,
+    capture_time: Duration,
+    symbolizer: &mut dyn Resolve,
+) -> Result<Snapshot, Error> {
+    let mut threads = Vec::with_capacity(captured.len());
+    let mut stacks: Vec<Vec<u64>> = Vec::with_capacity(captured.len());
+    let mut own_id = None;
+    for c in captured {
+        let (mut stack, complete, pause, missing) = match c.stack {
+            Ok(r) => (r.frames, r.complete, Some(r.pause), None),
+            Err(why) => (Vec::new(), false, None, Some(why)),
+        };
+        if c.own {
+            own_id = Some(c.tid as u32);
+            if !stack.is_empty() {
+                let cut = own_frames(symbolizer, &stack);
+                stack.drain(..cut);
+            }
+        }
+        threads.push(Thread {
+            id: c.tid as u32,
+            name: c.name,
+            state: ThreadState::from_letter(c.state),
+            frames: frames(symbolizer, &stack, !c.own),
+            complete,
+            missing,
+            pause,
+        });
+        stacks.push(stack);
+    }
+
+    // One sample per (stack, thread name), with every member's id.
+    let mut groups: HashMap<(&[u64], &str), Vec<u32>> = HashMap::new();
+    let mut order = Vec::new();
+    for (t, stack) in threads.iter().zip(&stacks) {
+        let key = (stack.as_slice(), t.name.as_str());
+        let ids = groups.entry(key).or_insert_with(|| {
+            // The caller's trimmed stack starts at a return address; others at the exact
+            // interrupted instruction.
+            order.push((key, Some(t.id) != own_id));
+            Vec::new()
+        });
+        ids.push(t.id);
+    }
+    let mut b = ProfileBuilder::new(symbolizer, vec![ValueType::new("goroutine", "count")]);
+    for (key, leaf_exact) in order {
+        let ids = &groups[&key];
+        let mut labels = vec![Label {
+            key: "thread_name".into(),
+            value: LabelValue::Str(key.1.to_owned()),
+        }];
+        labels.extend(ids.iter().map(|&id| Label {
+            key: "thread_id".into(),
+            value: LabelValue::Num {
+                value: i64::from(id),
+                unit: String::new(),
+            },
+        }));
+        b.add(key.0, leaf_exact, &[ids.len() as i64], labels);
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("goroutine", "count"));
+    header.period = 1;
+    header.time_nanos = crate::profile::builder::now_nanos();
+    let profile = b.finish();
+    Ok(Snapshot {
+        threads,
+        profile,
+        capture_time,
+    })
+}
+
+/// How many leading frames of the calling thread's own stack are the dump's: through the
+/// last frame (inlined lines included) of this crate, scanning only the run of frames of
+/// this crate, the standard library and the `syscall` wrapper from the leaf (the
+/// standard library's frames there are ours: collecting, iterating).
+fn own_frames(symbolizer: &mut dyn Resolve, stack: &[u64]) -> usize {
+    let ours = |n: &str| n.starts_with("profile::") || n.starts_with("<profile::");
+    let library = |n: &str| {
+        [
+            "core::", "<core::", "alloc::", "<alloc::", "std::", "<std::",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
+            || n == "syscall"
+    };
+    let mut cut = 0;
+    for (i, &pc) in stack.iter().enumerate() {
+        let resolved = symbolizer.resolve(pc.saturating_sub(1));
+        let names: Vec<&str> = resolved.frames.iter().map(|f| f.name.as_str()).collect();
+        if names.iter().any(|n| ours(n)) {
+            cut = i + 1;
+        } else if !names.iter().all(|n| library(n)) || names.is_empty() {
+            break;
+        }
+    }
+    cut.min(stack.len().saturating_sub(1))
+}
+
+/// Symbolized frames of a raw stack, inlined functions expanded (innermost first).
+fn frames(symbolizer: &mut dyn Resolve, stack: &[u64], leaf_exact: bool) -> Vec<Frame> {
+    let mut out = Vec::new();
+    for (i, &pc) in stack.iter().enumerate() {
+        let lookup = if i == 0 && leaf_exact {
+            pc
+        } else {
+            pc.saturating_sub(1)
+        };
+        let resolved = symbolizer.resolve(lookup);
+        if resolved.frames.is_empty() {
+            out.push(Frame {
+                address: pc,
+                function: String::new(),
+                file: String::new(),
+                line: 0,
+                profile_address: resolved.address,
+            });
+        }
+        for f in resolved.frames.iter() {
+            out.push(Frame {
+                address: pc,
+                function: f.name.clone(),
+                file: f.file.clone(),
+                line: f.line,
+                profile_address: resolved.address,
+            });
+        }
+    }
+    out
+}
+
 /// Captures every thread's stack. See the module docs.
 ///
 /// Errors: [`Error::Io`] if `/proc/self/task` cannot be read, [`Error::NoFreeSignal`]
 /// if every usable real-time signal already has a handler, [`Error::Unsupported`] off
 /// Linux (x86_64, aarch64).
 pub fn snapshot() -> Result<Snapshot, Error> {
-    sys::threads::snapshot()
+    let (captured, capture_time) = sys::threads::capture(DUMP_TIMEOUT, THREAD_TIMEOUT)?;
+    sys::with_symbolizer("thread dumps", |symbolizer| {
+        build(captured, capture_time, symbolizer)
+    })
 }
 
 /// The `goroutine/count` profile of every thread's stack now (what `threads.pb.gz` holds).

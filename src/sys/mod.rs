@@ -11,6 +11,8 @@ mod imp;
 
 pub(crate) use imp::*;
 
+pub(crate) mod symbolization;
+
 // Type-check the stubs on Linux too, so a change that breaks other platforms fails here.
 #[cfg(all(test, target_os = "linux"))]
 #[path = "unsupported.rs"]

@@ -111,7 +111,14 @@ pub(crate) mod fork {
 pub(crate) mod hook {
     use crate::Error;
 
-    pub(crate) fn install() -> Result<(), Error> {
+    /// What the hook would call back into (never called here).
+    #[allow(dead_code)]
+    pub(crate) struct Hooks {
+        pub on_signal: fn(i32),
+        pub before_dying: fn(),
+    }
+
+    pub(crate) fn install(_hooks: &'static Hooks) -> Result<(), Error> {
         Err(Error::Unsupported {
             what: "the shutdown hook",
         })
@@ -160,7 +167,24 @@ pub(crate) fn with_symbolizer<R>(
 /// Thread dumps.
 pub(crate) mod threads {
     use crate::Error;
-    use crate::runtime::threads::Snapshot;
+
+    /// One listed thread and what its capture gave (never made here).
+    #[allow(dead_code)]
+    pub(crate) struct Captured {
+        pub tid: i32,
+        pub name: String,
+        pub state: char,
+        pub stack: Result<RawStack, &'static str>,
+        pub own: bool,
+    }
+
+    /// A captured stack (never made here).
+    #[allow(dead_code)]
+    pub(crate) struct RawStack {
+        pub frames: Vec<u64>,
+        pub complete: bool,
+        pub pause: std::time::Duration,
+    }
 
     pub(crate) fn prepare() -> Result<(), Error> {
         Err(Error::Unsupported {
@@ -168,7 +192,10 @@ pub(crate) mod threads {
         })
     }
 
-    pub(crate) fn snapshot() -> Result<Snapshot, Error> {
+    pub(crate) fn capture(
+        _budget: std::time::Duration,
+        _per_thread: std::time::Duration,
+    ) -> Result<(Vec<Captured>, std::time::Duration), Error> {
         Err(Error::Unsupported {
             what: "thread dumps",
         })

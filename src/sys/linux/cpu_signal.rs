@@ -745,7 +745,7 @@ pub(crate) fn drain(f: impl FnMut(&Sample)) {
 mod tests {
     use super::*;
 
-    fn claim_sampler() -> crate::runtime::Claim {
+    fn claim_sampler() -> crate::runtime::shared::Claim {
         // The timed set is global: no CPU profile may run meanwhile.
         loop {
             match crate::runtime::cpu::claim() {

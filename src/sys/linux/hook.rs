@@ -40,6 +40,25 @@ use crate::Error;
 /// The signals the hook handles, in slot order.
 const SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
 
+/// What the hook calls back into (the guard's side: `sys` imports nothing above it).
+pub(crate) struct Hooks {
+    /// On the hook's worker thread, for a first SIGINT/SIGTERM: stop and write what is
+    /// running. The signal is delivered again once this returns.
+    pub on_signal: fn(libc::c_int),
+    /// In the signal handler, when a second signal is about to end the process: remove
+    /// half-written files. Async-signal-safe code only (see the layering rule).
+    pub before_dying: fn(),
+}
+
+/// The hooks of the last `install` (null: none yet).
+static HOOKS: std::sync::atomic::AtomicPtr<Hooks> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+fn hooks() -> Option<&'static Hooks> {
+    // SAFETY: only `&'static Hooks` are stored.
+    unsafe { HOOKS.load(Ordering::Acquire).as_ref() }
+}
+
 /// Write end of the wake-up pipe; -1 until the worker exists.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// A delivery of SIGNALS[i] is waiting for the worker.
@@ -111,7 +130,9 @@ extern "C" fn on_signal(signal: libc::c_int) {
             if PREVIOUS_WAS_DEFAULT[i].load(Ordering::SeqCst) {
                 // The profile being written will not be finished: remove its temp file
                 // rather than leave a complete-looking `.cpu.pb.gz.XXXXXX.tmp` behind.
-                crate::output::inflight::unlink_all();
+                if let Some(h) = hooks() {
+                    (h.before_dying)();
+                }
                 // SAFETY: signal() and raise() are async-signal-safe. The signal is blocked
                 // while this handler runs, so it is delivered (and kills the process) when
                 // the handler returns.
@@ -183,7 +204,9 @@ fn worker(read: OwnedFd) {
             Err(_) => return,
         }
         let signal = libc::c_int::from(byte[0]);
-        crate::guard::on_shutdown_signal(signal);
+        if let Some(h) = hooks() {
+            (h.on_signal)(signal);
+        }
         // Put back what was there before us, then deliver the signal to it.
         remove();
         if let Some(i) = slot(signal) {
@@ -214,7 +237,8 @@ fn current(signal: Signal) -> Result<libc::sigaction, Error> {
 
 /// Installs the hook on SIGINT and SIGTERM. A signal whose disposition is "ignore" (a
 /// process started under `nohup`) is left alone.
-pub(crate) fn install() -> Result<(), Error> {
+pub(crate) fn install(hooks: &'static Hooks) -> Result<(), Error> {
+    HOOKS.store(hooks as *const Hooks as *mut Hooks, Ordering::Release);
     ensure_worker()?;
     let _ = super::fork::register(super::fork::Slot::Hook, &FORK_HANDLERS);
     let mut installed = INSTALLED.lock();

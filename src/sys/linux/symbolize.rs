@@ -357,7 +357,7 @@ pub(crate) fn shared() -> Shared {
     // profiler's, not the program's: kept out of heap profiles while the guard lives.
     let untracked = super::untracked::Untracked::new();
     let generation = super::objects::generation();
-    let functions = crate::runtime::symbols::get() == crate::runtime::symbols::Symbolization::Full;
+    let functions = crate::sys::symbolization::functions();
     let mut slot = SHARED.lock();
     match slot.take() {
         Some((g, mut symbolizer)) if g == generation => {
