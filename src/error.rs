@@ -166,6 +166,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A flame graph (or another drawing) was asked of a profile with no samples of the
+    /// chosen type: an empty profile, or focus/ignore left none. Not a malformed request:
+    /// `/debug/pprof/flamegraph` draws a picture that says so.
+    #[error(
+        "profile: report: no samples with a positive value to draw (empty profile, or focus/ignore left none)"
+    )]
+    NothingToDraw,
+
+    /// A guard's profile failed to be written by an earlier stop (the shutdown hook's, a
+    /// toggle's, or a first `stop()`); this is a later call asking for the outcome.
+    #[error("profile: writing the {mode} profile to {path} failed earlier: {reason}")]
+    FailedEarlier {
+        /// The guard's mode.
+        mode: ProfileKind,
+        /// The file it was writing.
+        path: PathBuf,
+        /// The first failure, as it was reported then.
+        reason: String,
+    },
+
     /// This platform cannot do what was asked.
     #[error("profile: {what} is not supported on this platform (Linux only)")]
     Unsupported {

@@ -82,7 +82,11 @@ impl Active {
                 if keep {
                     let copy = match &result {
                         Ok(p) => Ok(p.clone()),
-                        Err(e) => Err(Error::io(&self.path, std::io::Error::other(e.to_string()))),
+                        Err(e) => Err(Error::FailedEarlier {
+                            mode: self.kind,
+                            path: self.path.clone(),
+                            reason: e.to_string(),
+                        }),
                     };
                     *state = State::Written(Some(copy));
                 }

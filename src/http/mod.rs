@@ -219,7 +219,10 @@ impl Endpoints {
             }
             #[cfg(feature = "trace")]
             ProfileKind::Trace => self.trace(&query, cancelled),
-            _ => self.named(k, name, &query, cancelled),
+            _ => match k.snapshot {
+                Some(take) => self.named(k, take, name, &query, cancelled),
+                None => Response::error(404, "Unknown profile"),
+            },
         }
     }
 
@@ -336,9 +339,12 @@ impl Endpoints {
         // Taken as the kind's own endpoint takes it: same caps, cancellation and errors.
         let taken = match k.taking {
             Taking::Session => self.timed_profile(query, cancelled, |d, c| timed_kind(k, d, c)),
-            Taking::Snapshot => self
-                .named_profile(k, path, query, cancelled)
-                .map(|(p, _)| p),
+            Taking::Snapshot => match k.snapshot {
+                Some(take) => self
+                    .named_profile(k, take, path, query, cancelled)
+                    .map(|(p, _)| p),
+                None => return Response::error(400, "this kind has no snapshot"),
+            },
         };
         let profile = match taken {
             Ok(p) => p,
@@ -355,7 +361,7 @@ impl Endpoints {
         match crate::report::flamegraph(&profile, &options, &flame) {
             Ok(svg) => Response::new(200, "image/svg+xml", svg),
             // Nothing sampled (an idle program, no allocations yet): say so in the picture.
-            Err(Error::Report { reason }) if reason.starts_with("no samples") => Response::new(
+            Err(Error::NothingToDraw) => Response::new(
                 200,
                 "image/svg+xml",
                 format!(
@@ -370,7 +376,14 @@ impl Endpoints {
         }
     }
 
-    fn named(&self, k: &Kind, name: &str, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
+    fn named(
+        &self,
+        k: &Kind,
+        take: Snapshot,
+        name: &str,
+        query: &Query,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Response {
         let debug = match query.debug.map(str::parse::<u8>) {
             None => 0,
             Some(Ok(d)) if d <= 2 => d,
@@ -382,7 +395,7 @@ impl Endpoints {
             return Response::error(400, "seconds and debug params are incompatible");
         }
         if debug == 0 {
-            return match self.named_profile(k, name, query, cancelled) {
+            return match self.named_profile(k, take, name, query, cancelled) {
                 Ok((p, file)) => Response::profile(&p, &file),
                 Err(r) => r,
             };
@@ -400,7 +413,7 @@ impl Endpoints {
                 snap.write_dump(&mut out)
             }
         } else {
-            let p = match snapshot(k) {
+            let p = match take() {
                 Ok(p) => p,
                 Err(e) => return failed(e),
             };
@@ -421,13 +434,14 @@ impl Endpoints {
     fn named_profile(
         &self,
         k: &Kind,
+        take: Snapshot,
         name: &str,
         query: &Query,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<(Profile, String), Response> {
         let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
         if query.seconds.is_none() {
-            return Ok((snapshot(k).map_err(failed)?, name.to_owned()));
+            return Ok((take().map_err(failed)?, name.to_owned()));
         }
         if k.kind == ProfileKind::Threads {
             return Err(Response::error(
@@ -436,24 +450,17 @@ impl Endpoints {
             ));
         }
         let seconds = self.seconds(query.seconds, 30)?;
-        let start = snapshot(k).map_err(failed)?;
+        let start = take().map_err(failed)?;
         if !wait(Duration::from_secs(seconds), cancelled) {
             return Err(Response::error(499, "client went away"));
         }
-        let end = snapshot(k).map_err(failed)?;
+        let end = take().map_err(failed)?;
         Ok((end.delta(&start), format!("{name}-delta")))
     }
 }
 
-/// The current profile of a snapshot kind.
-fn snapshot(k: &Kind) -> Result<Profile, Error> {
-    match k.snapshot {
-        Some(take) => take(),
-        None => Err(Error::Unsupported {
-            what: "a snapshot of a profile taken over time",
-        }),
-    }
-}
+/// How a snapshot kind's profile is read now (its row's `snapshot`).
+type Snapshot = fn() -> Result<Profile, Error>;
 
 /// The profile of a session kind (CPU, clock) over `d`.
 fn timed_kind(k: &Kind, d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {

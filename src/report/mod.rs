@@ -819,9 +819,7 @@ pub fn flamegraph(
 ) -> Result<Vec<u8>, Error> {
     let stacks = folded(profile, options)?;
     if stacks.is_empty() {
-        return Err(invalid(
-            "no samples with a positive value to draw (empty profile, or focus/ignore left none)",
-        ));
+        return Err(Error::NothingToDraw);
     }
     if !(flame.min_width >= 0.0 && flame.min_width.is_finite()) {
         return Err(invalid(format!(
