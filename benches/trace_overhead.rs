@@ -180,7 +180,7 @@ fn main() {
         ("trace::layer()", &ours_layer),
         ("trace::registry()", &ours_reg),
     ] {
-        let tracer = profile::runtime::trace::start(None).unwrap();
+        let tracer = profile::runtime::trace::start_without_cpu().unwrap();
         // 2 × 2 M spans = 8 M records: beyond the trace's limit, so the second round
         // measures the dropping path; the first is all recorded.
         let recording = enter_exit(d);

@@ -359,7 +359,7 @@ mod counts {
 
     pub(super) fn threadcreate() -> usize {
         #[cfg(feature = "threadcreate")]
-        return crate::sys::threadcreate_stacks();
+        return crate::sys::threadcreate_state().0;
         #[cfg(not(feature = "threadcreate"))]
         0
     }

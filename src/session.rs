@@ -121,5 +121,5 @@ pub(crate) fn trace(cpu_hz: Option<u32>) -> Result<Box<dyn Session>, Error> {
             self.0.stop().map(|t| Finished::Bytes(t.json().to_vec()))
         }
     }
-    Ok(Box::new(Tracing(crate::trace::start(cpu_hz)?)))
+    Ok(Box::new(Tracing(crate::trace::start_with(cpu_hz)?)))
 }

@@ -532,13 +532,25 @@ impl std::fmt::Debug for Tracer {
 static EXCLUSIVE: crate::runtime::shared::Exclusive =
     crate::runtime::shared::Exclusive::new(crate::ProfileKind::Trace);
 
-/// Starts a trace: spans and events through [`Layer`], and CPU samples at `cpu_hz` (None:
-/// none) as instant events. Installs a global subscriber with the layer if the program
-/// has none.
+/// Starts a trace: spans and events through [`Layer`], and CPU samples at `hz` (as
+/// `runtime::cpu::start` takes it) as instant events. Installs a global subscriber with
+/// the layer if the program has none.
 ///
 /// Errors: [`Error::AlreadyActive`] if a trace runs; [`Error::InvalidFrequency`]. If the
 /// CPU profiler is in use elsewhere, the trace runs without CPU samples (said on stderr).
-pub fn start(cpu_hz: Option<u32>) -> Result<Tracer, Error> {
+pub fn start(hz: u32) -> Result<Tracer, Error> {
+    start_with(Some(hz))
+}
+
+/// Starts a trace of spans and events only, no CPU samples.
+///
+/// Errors: [`Error::AlreadyActive`] if a trace runs.
+pub fn start_without_cpu() -> Result<Tracer, Error> {
+    start_with(None)
+}
+
+/// [`start`] with CPU samples at `cpu_hz`, or [`start_without_cpu`] (None).
+pub(crate) fn start_with(cpu_hz: Option<u32>) -> Result<Tracer, Error> {
     if let Some(hz) = cpu_hz {
         crate::runtime::cpu::validate(hz)?;
     }

@@ -45,7 +45,7 @@ impl Endpoints {
                 );
             }
         };
-        let tracer = match crate::trace::start(Some(runtime::cpu::DEFAULT_FREQUENCY)) {
+        let tracer = match crate::trace::start(runtime::cpu::DEFAULT_FREQUENCY) {
             Ok(t) => t,
             Err(e) => return Response::error(500, &format!("Could not enable tracing: {e}")),
         };

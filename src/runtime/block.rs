@@ -20,6 +20,11 @@ pub fn rate() -> u64 {
     contention::block_rate()
 }
 
+/// The block table's state (cheap: no stack is copied); `setting` is the rate.
+pub fn stats() -> super::mutex::ContentionStats {
+    super::mutex::ContentionStats::of(Which::Block, rate())
+}
+
 /// The block profile so far: `contentions/count`, `delay/nanoseconds`.
 pub fn profile() -> Result<Profile, Error> {
     let (stacks, dropped) = contention::snapshot(Which::Block);

@@ -83,10 +83,40 @@ impl std::fmt::Debug for ClockProfiler {
     }
 }
 
+/// The wall-clock sampler's counters: of the running profiler, else of the last one.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockStats {
+    /// Sampling rounds taken (one per period: every thread once).
+    pub rounds: u64,
+    /// Rounds that started more than half a period late (a busy machine: the sampler
+    /// waited for a CPU; the profile's comments say so too).
+    pub late_rounds: u64,
+    /// Thread captures that failed (the thread blocked the signal, was stopped, or did
+    /// not answer in time).
+    pub missed_captures: u64,
+}
+
+/// The counters of the running wall-clock profiler, else of the last one (zero before
+/// any). Cheap: three atomic loads.
+pub fn stats() -> ClockStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    ClockStats {
+        rounds: sys::clock::ROUNDS.load(Relaxed),
+        late_rounds: sys::clock::LATE_ROUNDS.load(Relaxed),
+        missed_captures: sys::clock::MISSES.load(Relaxed),
+    }
+}
+
 impl ClockProfiler {
     /// The sampling frequency in Hz.
     pub fn frequency(&self) -> u32 {
         self.hz
+    }
+
+    /// The sampler's counters so far (as [`stats`]).
+    pub fn stats(&self) -> ClockStats {
+        stats()
     }
 
     /// Stops sampling and returns the symbolized profile.

@@ -119,26 +119,30 @@ impl CpuStats {
     }
 }
 
+/// The signal handler's counters: of the running CPU profiler (a guard's, a trace's or
+/// one started here), else of the last one (zero before any). Cheap: atomic loads.
+pub fn stats() -> CpuStats {
+    let c = sys::cpu::counters();
+    CpuStats {
+        signals: c.signals,
+        lost_samples: c.lost,
+        leaf_only_samples: c.leaf_only,
+        handler_time: Duration::from_nanos(c.handler_nanos),
+        frames: c.frames,
+        handler_median: Duration::from_nanos(c.handler_median_nanos),
+    }
+}
+
 impl CpuProfiler {
     /// The sampling frequency in Hz.
     pub fn frequency(&self) -> u32 {
         self.hz
     }
 
-    /// The handler's counters so far.
+    /// The handler's counters so far (as [`stats`]).
     pub fn stats(&self) -> CpuStats {
         match &self.sampler {
-            Some(s) => {
-                let c = s.counters();
-                CpuStats {
-                    signals: c.signals,
-                    lost_samples: c.lost,
-                    leaf_only_samples: c.leaf_only,
-                    handler_time: Duration::from_nanos(c.handler_nanos),
-                    frames: c.frames,
-                    handler_median: Duration::from_nanos(c.handler_median_nanos),
-                }
-            }
+            Some(_) => stats(),
             None => CpuStats::default(),
         }
     }

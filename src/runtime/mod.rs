@@ -20,7 +20,7 @@ pub mod threads;
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub mod trace {
-    pub use crate::trace::{Trace, Tracer, start};
+    pub use crate::trace::{Trace, Tracer, start, start_without_cpu};
 }
 
 pub(crate) mod shared;

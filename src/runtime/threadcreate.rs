@@ -38,6 +38,28 @@ pub(crate) fn check() -> Result<(), Error> {
     crate::sys::threadcreate_supported()
 }
 
+/// The thread-creation table's state.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadCreateStats {
+    /// Distinct creation stacks recorded.
+    pub stacks: usize,
+    /// At most this many stacks; creations from further ones are counted, not kept.
+    pub max_stacks: usize,
+    /// Creations not recorded because the table was full (also noted in the profile).
+    pub dropped: u64,
+}
+
+/// The thread-creation table's state (cheap: a count, no stack copied).
+pub fn stats() -> ThreadCreateStats {
+    let (stacks, dropped, max_stacks) = crate::sys::threadcreate_state();
+    ThreadCreateStats {
+        stacks,
+        max_stacks,
+        dropped,
+    }
+}
+
 /// The `threadcreate/count` profile: one sample per creation stack, the number of
 /// threads it created since the process started.
 ///

@@ -36,9 +36,9 @@ use crate::profile::builder::{ProfileBuilder, Resolve};
 use crate::profile::{Label, LabelValue, ValueType};
 use crate::{Error, Profile, sys};
 
-/// The longest a thread is waited for.
+/// The longest a thread is waited for by [`snapshot`] ([`snapshot_within`] takes others).
 pub const THREAD_TIMEOUT: Duration = Duration::from_millis(100);
-/// The longest a whole capture takes before the remaining threads are skipped.
+/// The longest a whole [`snapshot`] takes before the remaining threads are skipped.
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a thread is doing, as `/proc/<pid>/task/<tid>/status` says.
@@ -425,7 +425,15 @@ fn frames(symbolizer: &mut dyn Resolve, stack: &[u64], leaf_exact: bool) -> Vec<
 /// if every usable real-time signal already has a handler, [`Error::Unsupported`] off
 /// Linux (x86_64, aarch64).
 pub fn snapshot() -> Result<Snapshot, Error> {
-    let (captured, capture_time) = sys::threads::capture(DUMP_TIMEOUT, THREAD_TIMEOUT)?;
+    snapshot_within(THREAD_TIMEOUT, DUMP_TIMEOUT)
+}
+
+/// [`snapshot`] with other limits than [`THREAD_TIMEOUT`] and [`DUMP_TIMEOUT`]: a thread
+/// is waited for at most `per_thread`, and threads not reached within `total` are listed
+/// as skipped (a watchdog with a tighter budget, or one that can wait longer for threads
+/// of a loaded machine).
+pub fn snapshot_within(per_thread: Duration, total: Duration) -> Result<Snapshot, Error> {
+    let (captured, capture_time) = sys::threads::capture(total, per_thread)?;
     sys::with_symbolizer("thread dumps", |symbolizer| {
         build(captured, capture_time, symbolizer)
     })

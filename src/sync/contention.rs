@@ -218,6 +218,12 @@ pub(crate) fn stacks(which: Which) -> usize {
     table(which).lock().stacks.len()
 }
 
+/// (distinct stacks, events dropped) of a profile's table.
+pub(crate) fn table_state(which: Which) -> (usize, u64) {
+    let t = table(which).lock();
+    (t.stacks.len(), t.dropped)
+}
+
 /// A copy of a profile's stacks and values.
 pub(crate) fn snapshot(which: Which) -> (Vec<(Vec<u64>, Values)>, u64) {
     let t = table(which).lock();

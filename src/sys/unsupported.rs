@@ -32,15 +32,16 @@ pub(crate) mod cpu {
         pub handler_median_nanos: u64,
     }
 
+    /// No handler runs here: zero.
+    pub(crate) fn counters() -> Counters {
+        Counters::default()
+    }
+
     impl Sampler {
         pub(crate) fn start(_hz: u32) -> Result<Sampler, Error> {
             Err(Error::Unsupported {
                 what: "CPU profiling",
             })
-        }
-
-        pub(crate) fn counters(&self) -> Counters {
-            Counters::default()
         }
 
         pub(crate) fn discard(self) {}
@@ -207,6 +208,12 @@ pub(crate) mod clock {
     use crate::Error;
     use crate::profile::Profile;
 
+    /// No sampler ever runs here: the counters stay 0.
+    pub(crate) static ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    pub(crate) static LATE_ROUNDS: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0);
+    pub(crate) static MISSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
     /// Never constructed on this platform.
     pub(crate) struct Sampler(());
 
@@ -235,8 +242,8 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 }
 
 #[cfg(feature = "threadcreate")]
-pub(crate) fn threadcreate_stacks() -> usize {
-    0
+pub(crate) fn threadcreate_state() -> (usize, u64, usize) {
+    (0, 0, 0)
 }
 
 #[cfg(feature = "threadcreate")]

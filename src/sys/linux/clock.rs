@@ -31,6 +31,12 @@ struct Collected {
     max_late: Duration,
 }
 
+/// The running (or last) sampler's counters, for `runtime::clock::stats`: rounds taken,
+/// rounds started more than half a period late, thread captures that failed.
+pub(crate) static ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static LATE_ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static MISSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A running sampler thread.
 pub(crate) struct Sampler {
     stop: mpsc::Sender<()>,
@@ -44,6 +50,9 @@ impl Sampler {
     pub(crate) fn start(hz: u32) -> Result<Sampler, Error> {
         // Fail here, not on the sampler thread, if no signal can be had.
         drop(Capturer::new()?);
+        for c in [&ROUNDS, &LATE_ROUNDS, &MISSES] {
+            c.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         let (stop, rx) = mpsc::channel();
         let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
         let thread = std::thread::Builder::new()
@@ -96,6 +105,7 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
         let late = now.saturating_duration_since(next);
         if late > period / 2 {
             c.late_rounds += 1;
+            LATE_ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         c.max_late = c.max_late.max(late);
         // Each sample stands for the wall time since the previous round.
@@ -106,6 +116,7 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
             next = now + period; // rounds missed while we were late are not made up
         }
         c.rounds += 1;
+        ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Listing reads a directory; a thread's `status` (name, state, blocked signals) is
         // read when it is new, once a second, or after it could not be sampled: reading
         // every status every round cost 20 µs per thread.
@@ -152,6 +163,7 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
                 Err(Miss::Exited) => {}
                 Err(miss) => {
                     *c.misses.entry(miss.describe()).or_default() += 1;
+                    MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     stale.push(task.tid);
                 }
             }

@@ -632,11 +632,6 @@ impl Sampler {
         })
     }
 
-    /// Live counters (signals, lost, handler time).
-    pub(crate) fn counters(&self) -> Counters {
-        counters()
-    }
-
     /// Stops sampling and drops what was collected.
     pub(crate) fn discard(self) {
         let _ = self.stop.send(());

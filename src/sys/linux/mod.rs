@@ -27,10 +27,11 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
 #[cfg(feature = "threadcreate")]
 pub(crate) use threadcreate::profile as threadcreate_profile;
 
-/// How many distinct creation stacks the thread-creation table has.
+/// The thread-creation table: (distinct stacks, creations dropped, most stacks kept).
 #[cfg(feature = "threadcreate")]
-pub(crate) fn threadcreate_stacks() -> usize {
-    threadcreate::stacks().0.len()
+pub(crate) fn threadcreate_state() -> (usize, u64, usize) {
+    let (stacks, dropped) = threadcreate::state();
+    (stacks, dropped, threadcreate::MAX_STACKS)
 }
 
 /// Runs `f` with this process's symbolizer (locked; see `symbolize::shared`). `what`
