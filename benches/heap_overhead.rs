@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! cargo bench --bench heap_overhead
+//! HEAP_OVERHEAD_RATE=65536 cargo bench --bench heap_overhead   # another sampling rate
+//! HEAP_OVERHEAD_ONLY=bare cargo bench --bench heap_overhead    # the bare loop alone
 //! ```
 //!
 //! Two threads each run an allocation loop (sizes 16 B..2 KiB, a ring of 256 live blocks)
@@ -132,7 +134,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// wrapper sampling / system): ((CPU off, CPU on), (wall off, wall on)).
 fn measure(w: Workload, name: &str) -> ((f64, f64), (f64, f64)) {
     let wrapper = profile::Allocator::system();
-    let rate = profile::runtime::heap::DEFAULT_RATE;
+    // HEAP_OVERHEAD_RATE=BYTES measures another rate (to tell per-sample costs from the
+    // per-allocation ones: at a rate far above the default few samples are taken).
+    let rate = std::env::var("HEAP_OVERHEAD_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(profile::runtime::heap::DEFAULT_RATE);
     run(&System, w); // warm up
     let mut ratios: [Vec<f64>; 4] = Default::default();
     for round in 0..ROUNDS {
@@ -180,10 +187,20 @@ fn measure(w: Workload, name: &str) -> ((f64, f64), (f64, f64)) {
 }
 
 fn main() {
+    let rate = std::env::var("HEAP_OVERHEAD_RATE")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+        .unwrap_or(profile::runtime::heap::DEFAULT_RATE);
     if std::env::args()
         .skip(1)
         .any(|a| a != "--bench" && !"heap_overhead".contains(&a))
     {
+        return;
+    }
+    // HEAP_OVERHEAD_ONLY=bare measures the bare malloc/free loop alone (for `perf record`).
+    if std::env::var("HEAP_OVERHEAD_ONLY").is_ok_and(|w| w == "bare") {
+        let ((off, on), _) = measure(Workload::Bare, "bare malloc/free");
+        println!("stress, bare malloc/free: sampling off {off:.3}x, at {rate} B {on:.3}x");
         return;
     }
     let ((off, on), (off_wall, on_wall)) = measure(Workload::Program, "program");

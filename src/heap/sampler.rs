@@ -98,6 +98,7 @@ static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
 /// live sampled objects are few or of other sizes.
 static SIZE_GATE: CacheLine<AtomicU64> = CacheLine(AtomicU64::new(0));
 
+#[inline(always)] // on every free while a sample is live: inlined into the caller's crate
 fn size_class(size: usize) -> usize {
     (usize::BITS - 1 - size.max(1).leading_zeros()) as usize
 }
@@ -232,6 +233,7 @@ fn draw(rate: usize) -> u64 {
     (-u.ln() * rate as f64) as u64
 }
 
+#[inline(always)] // as size_class
 fn filter_slot(ptr: usize) -> usize {
     (ptr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
         >> (usize::BITS - FILTER_BITS.trailing_zeros())
