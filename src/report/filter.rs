@@ -132,3 +132,52 @@ pub(super) fn describe_types(p: &Profile) -> String {
         .collect();
     format!("[{}]", v.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::test_profiles::sample_profile;
+
+    fn filter(focus: Option<&str>, ignore: Option<&str>) -> Filter {
+        Filter::new(&Options {
+            focus: focus.map(str::to_owned),
+            ignore: ignore.map(str::to_owned),
+            ..Options::default()
+        })
+        .unwrap()
+    }
+
+    /// As pprof's `focusOrIgnore`: a location matching `ignore` is ignored (whatever
+    /// focus says), one matching `focus` is focused, any other has no verdict under a
+    /// focus and is kept without one. Names, files and objects all match.
+    #[test]
+    fn verdicts_per_location_as_pprof() {
+        let p = sample_profile();
+        let ix = Index::new(&p);
+        // Location 1 holds app::inner (inlined) and app::main; location 2 app::main.
+        let v = filter(Some("inner"), None).classify(&ix, &p);
+        assert_eq!((v.get(&1), v.get(&2)), (Some(&true), None));
+        let v = filter(Some("main"), Some("inner")).classify(&ix, &p);
+        assert_eq!((v.get(&1), v.get(&2)), (Some(&false), Some(&true)));
+        let v = filter(None, None).classify(&ix, &p);
+        assert_eq!((v.get(&1), v.get(&2)), (Some(&true), Some(&true)));
+        // The object's file name matches too.
+        let v = filter(None, Some("^/bin/app$")).classify(&ix, &p);
+        assert_eq!((v.get(&1), v.get(&2)), (Some(&false), Some(&false)));
+        assert_eq!(
+            filter(Some("a"), Some("b")).active(),
+            vec!["focus=a".to_string(), "ignore=b".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_bad_regex_names_the_option() {
+        let e = Filter::new(&Options {
+            focus: Some("(".into()),
+            ..Options::default()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("bad focus regex"), "{e}");
+    }
+}
