@@ -31,6 +31,8 @@
 //! - At most 4096 distinct creation stacks are kept; creations from more are counted in a
 //!   profile comment.
 
+use crate::profile::ValueType;
+use crate::profile::builder::{ProfileBuilder, Resolve, now_nanos};
 use crate::{Error, Profile};
 
 /// Checks that thread creations can be recorded on this platform.
@@ -66,5 +68,47 @@ pub fn stats() -> ThreadCreateStats {
 /// Errors: [`Error::Unsupported`] off Linux.
 pub fn profile() -> Result<Profile, Error> {
     check()?;
-    crate::sys::threadcreate_profile()
+    let (stacks, dropped) = crate::sys::threadcreate_stacks();
+    let (_, _, max_stacks) = crate::sys::threadcreate_state();
+    crate::sys::with_symbolizer("thread-creation profiles", |symbolizer| {
+        build(&stacks, dropped, max_stacks, symbolizer)
+    })
+}
+
+/// The profile from the table: this crate's and the unwinder's frames (and
+/// `pthread_create` itself) cut from the top of each stack.
+fn build(
+    stacks: &[(Vec<u64>, u64)],
+    dropped: u64,
+    max_stacks: usize,
+    symbolizer: &mut dyn Resolve,
+) -> Result<Profile, Error> {
+    let internal = |name: &str| {
+        name.starts_with("profile::")
+            || name.starts_with("<profile::")
+            || name.starts_with("backtrace::")
+            || name.starts_with("_Unwind_")
+            || name == "pthread_create"
+    };
+    let trimmed: Vec<(Vec<u64>, u64)> = stacks
+        .iter()
+        .map(|(stack, n)| {
+            let cut = crate::profile::trim::leading_internal(symbolizer, stack, internal);
+            (stack[cut..].to_vec(), *n)
+        })
+        .collect();
+    let mut b = ProfileBuilder::new(symbolizer, vec![ValueType::new("threadcreate", "count")]);
+    for (stack, n) in &trimmed {
+        b.add(stack, false, &[*n as i64], Vec::new());
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("threadcreate", "count"));
+    header.period = 1;
+    header.time_nanos = now_nanos();
+    if dropped > 0 {
+        header.comments.push(format!(
+            "{dropped} thread creations not recorded: more than {max_stacks} distinct stacks"
+        ));
+    }
+    Ok(b.finish())
 }

@@ -247,8 +247,8 @@ pub(crate) fn threadcreate_state() -> (usize, u64, usize) {
 }
 
 #[cfg(feature = "threadcreate")]
-pub(crate) fn threadcreate_profile() -> Result<crate::Profile, crate::Error> {
-    threadcreate_supported().map(|()| crate::Profile::default())
+pub(crate) fn threadcreate_stacks() -> (Vec<(Vec<u64>, u64)>, u64) {
+    (Vec::new(), 0)
 }
 
 #[cfg(feature = "http")]

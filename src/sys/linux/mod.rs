@@ -24,8 +24,11 @@ pub(crate) fn threadcreate_supported() -> Result<(), crate::Error> {
     Ok(())
 }
 
+/// The creation stacks recorded so far and how many creations were not recorded.
 #[cfg(feature = "threadcreate")]
-pub(crate) use threadcreate::profile as threadcreate_profile;
+pub(crate) fn threadcreate_stacks() -> (Vec<(Vec<u64>, u64)>, u64) {
+    threadcreate::stacks()
+}
 
 /// The thread-creation table: (distinct stacks, creations dropped, most stacks kept).
 #[cfg(feature = "threadcreate")]
