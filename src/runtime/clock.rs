@@ -32,6 +32,8 @@
 //! spare the split is exact within sampling noise.
 
 use super::shared::{Claim, Exclusive};
+use crate::profile::ValueType;
+use crate::profile::builder::{ProfileBuilder, Resolve, thread_labels};
 use crate::{Error, Profile, ProfileKind, sys};
 
 /// The default rate: 99 Hz, off the beat of timers that fire at round rates.
@@ -130,10 +132,60 @@ impl ClockProfiler {
         }
         // The claim is released when `self` drops, after the sampler has stopped.
         match self.sampler.take() {
-            Some(s) => s.stop(),
+            Some(s) => {
+                let recorded = s.stop()?;
+                sys::with_symbolizer("wall-clock profiling", |symbolizer| {
+                    Ok(build(&recorded, symbolizer))
+                })
+            }
             None => Ok(Profile::default()),
         }
     }
+}
+
+/// The profile of a stopped sampler's recording.
+fn build(r: &sys::clock::Recorded, symbolizer: &mut dyn Resolve) -> Profile {
+    let (c, hz, start_nanos, duration) = (&r.collected, r.hz, r.start_nanos, r.duration);
+    let mut b = ProfileBuilder::new(
+        symbolizer,
+        vec![
+            ValueType::new("samples", "count"),
+            ValueType::new("time", "nanoseconds"),
+        ],
+    );
+    let mut samples: Vec<_> = c.samples.iter().collect();
+    samples.sort_by_key(|((_, tid), _)| *tid);
+    for ((stack, tid), &(count, nanos)) in samples {
+        let labels = thread_labels(c.names.get(tid).cloned().unwrap_or_default(), *tid);
+        b.add(stack, true, &[count, nanos], labels);
+    }
+    let header = b.header();
+    header.period_type = Some(ValueType::new("wall", "nanoseconds"));
+    header.period = 1_000_000_000 / i64::from(hz);
+    header.time_nanos = start_nanos;
+    header.duration_nanos = duration.as_nanos() as i64;
+    let mut misses: Vec<_> = c.misses.iter().collect();
+    misses.sort();
+    for (why, n) in misses {
+        header
+            .comments
+            .push(format!("{n} thread samples not taken: {why}"));
+    }
+    if c.late_rounds > 0 {
+        header.comments.push(format!(
+            "{} of {} rounds started more than half a period late (latest by {:.1} ms): the machine was busy, and samples then lean towards waiting threads (a thread computing 60% of its wall time read 50%)",
+            c.late_rounds,
+            c.rounds,
+            c.max_late.as_secs_f64() * 1000.0
+        ));
+    }
+    if c.failed_rounds > 0 {
+        header.comments.push(format!(
+            "{} of {} rounds skipped: the thread list could not be read",
+            c.failed_rounds, c.rounds
+        ));
+    }
+    b.finish()
 }
 
 impl Drop for ClockProfiler {

@@ -206,7 +206,28 @@ pub(crate) mod threads {
 /// Wall-clock sampling.
 pub(crate) mod clock {
     use crate::Error;
-    use crate::profile::Profile;
+
+    /// A stopped sampler's recording (never made here).
+    #[allow(dead_code)]
+    pub(crate) struct Recorded {
+        pub collected: Collected,
+        pub hz: u32,
+        pub start_nanos: i64,
+        pub duration: std::time::Duration,
+    }
+
+    /// What a sampler collected (never made here).
+    #[allow(dead_code)]
+    #[derive(Default)]
+    pub(crate) struct Collected {
+        pub samples: std::collections::HashMap<(Vec<u64>, i32), (i64, i64)>,
+        pub names: std::collections::HashMap<i32, String>,
+        pub misses: std::collections::HashMap<&'static str, u64>,
+        pub failed_rounds: u64,
+        pub rounds: u64,
+        pub late_rounds: u64,
+        pub max_late: std::time::Duration,
+    }
 
     /// No sampler ever runs here: the counters stay 0.
     pub(crate) static ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -226,7 +247,7 @@ pub(crate) mod clock {
 
         pub(crate) fn discard(self) {}
 
-        pub(crate) fn stop(self) -> Result<Profile, Error> {
+        pub(crate) fn stop(self) -> Result<Recorded, Error> {
             Err(Error::Unsupported {
                 what: "wall-clock profiling",
             })

@@ -1,5 +1,6 @@
 //! The wall-clock sampler thread: every round, list the threads and capture each one's
-//! stack (see [`super::capture`]); at stop, symbolize into a profile.
+//! stack (see [`super::capture`]); at stop, hand what it collected to `runtime::clock`,
+//! which builds the profile.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -7,28 +8,35 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::capture::{self, Capturer, Miss};
-use super::symbolize;
 use super::tasks::{self, Task};
 use super::threads::{precheck, refine};
 use crate::Error;
-use crate::profile::builder::{ProfileBuilder, now_nanos, thread_labels};
-use crate::profile::{Profile, ValueType};
+use crate::profile::builder::now_nanos;
 
 /// What the sampler thread collected.
 #[derive(Default)]
-struct Collected {
+pub(crate) struct Collected {
     /// (stack, tid) → (samples, nanoseconds).
-    samples: HashMap<(Vec<u64>, i32), (i64, i64)>,
+    pub samples: HashMap<(Vec<u64>, i32), (i64, i64)>,
     /// Names by tid (the last seen).
-    names: HashMap<i32, String>,
+    pub names: HashMap<i32, String>,
     /// Threads not sampled, by reason.
-    misses: HashMap<&'static str, u64>,
+    pub misses: HashMap<&'static str, u64>,
     /// Rounds in which the thread list could not be read.
-    failed_rounds: u64,
-    rounds: u64,
+    pub failed_rounds: u64,
+    pub rounds: u64,
     /// Rounds that started more than half a period late, and the latest start.
-    late_rounds: u64,
-    max_late: Duration,
+    pub late_rounds: u64,
+    pub max_late: Duration,
+}
+
+/// A stopped sampler's recording.
+pub(crate) struct Recorded {
+    pub collected: Collected,
+    pub hz: u32,
+    /// When sampling started (ns since the epoch), and for how long it ran.
+    pub start_nanos: i64,
+    pub duration: Duration,
 }
 
 /// The running (or last) sampler's counters, for `runtime::clock::stats`: rounds taken,
@@ -74,11 +82,16 @@ impl Sampler {
         let _ = self.thread.join();
     }
 
-    pub(crate) fn stop(self) -> Result<Profile, Error> {
+    pub(crate) fn stop(self) -> Result<Recorded, Error> {
         let _ = self.stop.send(());
         let duration = self.started.elapsed();
         let collected = self.thread.join().unwrap_or_default();
-        Ok(build(&collected, self.hz, self.start_nanos, duration))
+        Ok(Recorded {
+            collected,
+            hz: self.hz,
+            start_nanos: self.start_nanos,
+            duration,
+        })
     }
 }
 
@@ -169,48 +182,4 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
             }
         }
     }
-}
-
-fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profile {
-    let mut symbolizer = symbolize::shared();
-    let mut b = ProfileBuilder::new(
-        &mut *symbolizer,
-        vec![
-            ValueType::new("samples", "count"),
-            ValueType::new("time", "nanoseconds"),
-        ],
-    );
-    let mut samples: Vec<_> = c.samples.iter().collect();
-    samples.sort_by_key(|((_, tid), _)| *tid);
-    for ((stack, tid), &(count, nanos)) in samples {
-        let labels = thread_labels(c.names.get(tid).cloned().unwrap_or_default(), *tid);
-        b.add(stack, true, &[count, nanos], labels);
-    }
-    let header = b.header();
-    header.period_type = Some(ValueType::new("wall", "nanoseconds"));
-    header.period = 1_000_000_000 / i64::from(hz);
-    header.time_nanos = start_nanos;
-    header.duration_nanos = duration.as_nanos() as i64;
-    let mut misses: Vec<_> = c.misses.iter().collect();
-    misses.sort();
-    for (why, n) in misses {
-        header
-            .comments
-            .push(format!("{n} thread samples not taken: {why}"));
-    }
-    if c.late_rounds > 0 {
-        header.comments.push(format!(
-            "{} of {} rounds started more than half a period late (latest by {:.1} ms): the machine was busy, and samples then lean towards waiting threads (a thread computing 60% of its wall time read 50%)",
-            c.late_rounds,
-            c.rounds,
-            c.max_late.as_secs_f64() * 1000.0
-        ));
-    }
-    if c.failed_rounds > 0 {
-        header.comments.push(format!(
-            "{} of {} rounds skipped: the thread list could not be read",
-            c.failed_rounds, c.rounds
-        ));
-    }
-    b.finish()
 }
