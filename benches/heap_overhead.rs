@@ -29,71 +29,22 @@
 //! samples per CPU-second, and each sample's cost (~2 µs with caches cold: stack capture
 //! plus table update) shows; they are reported to make that cost visible, not as the bar.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, System};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 #[path = "common/heap.rs"]
 mod common;
 
-use common::{program, use_wrapper};
+use common::{churn, program, thread_cpu, use_wrapper};
 
 #[global_allocator]
-static GLOBAL: common::Switch = common::Switch;
+static GLOBAL: common::Switch<System> = common::Switch::new(System);
 
 const THREADS: usize = 2;
 const OPS_PER_THREAD: usize = 1_000_000;
 const ROUNDS: usize = 21;
 const PROGRAM_ITERATIONS: usize = 100_000;
-
-#[inline(never)]
-fn churn<A: GlobalAlloc>(a: &A, seed: u64, init: bool) -> u64 {
-    let mut ring = [(std::ptr::null_mut::<u8>(), 0usize); 256];
-    let mut x = seed | 1;
-    let mut sum = 0u64;
-    for i in 0..OPS_PER_THREAD {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let size = 16usize << (x % 8);
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        // SAFETY: layout has a nonzero size; the block is written within bounds and freed
-        // once with the layout it was allocated with.
-        unsafe {
-            let p = a.alloc(layout);
-            assert!(!p.is_null());
-            if init {
-                p.write_bytes(i as u8, size);
-            } else {
-                p.write(i as u8);
-            }
-            sum += u64::from(*black_box(p));
-            let slot = &mut ring[i % 256];
-            if !slot.0.is_null() {
-                a.dealloc(slot.0, Layout::from_size_align(slot.1, 8).unwrap());
-            }
-            *slot = (p, size);
-        }
-    }
-    for (p, size) in ring {
-        if !p.is_null() {
-            // SAFETY: allocated above with this size and alignment, freed once.
-            unsafe { a.dealloc(p, Layout::from_size_align(size, 8).unwrap()) };
-        }
-    }
-    sum
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = nix::libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write to.
-    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Workload {
@@ -113,8 +64,8 @@ fn run<A: GlobalAlloc + Sync>(a: &A, w: Workload) -> (Duration, Duration) {
                     let seed = 0x9e37_79b9 + t as u64;
                     match w {
                         Workload::Program => black_box(program(PROGRAM_ITERATIONS, seed)),
-                        Workload::AllocInit => black_box(churn(a, seed, true)),
-                        Workload::Bare => black_box(churn(a, seed, false)),
+                        Workload::AllocInit => black_box(churn(a, seed, OPS_PER_THREAD, 7, true)),
+                        Workload::Bare => black_box(churn(a, seed, OPS_PER_THREAD, 7, false)),
                     };
                     thread_cpu() - before
                 })

@@ -15,7 +15,7 @@
 mod common;
 
 #[global_allocator]
-static GLOBAL: common::Switch = common::Switch;
+static GLOBAL: common::Switch<std::alloc::System> = common::Switch::new(std::alloc::System);
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();

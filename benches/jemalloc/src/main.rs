@@ -18,15 +18,17 @@
 //! heap_overhead's alloc+init), and `program` (heap_overhead's program: strings, vectors,
 //! a map, a boxed tree, through the global allocator).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tikv_jemallocator::Jemalloc;
 
-#[path = "../../common/heap_program.rs"]
-mod heap_program;
+#[path = "../../common/heap.rs"]
+mod heap;
+
+use heap::{churn, thread_cpu, use_wrapper};
 
 /// jemalloc's profiler compiled in and configured, inactive until `prof.active`.
 #[allow(non_upper_case_globals)]
@@ -36,61 +38,8 @@ pub static malloc_conf: &[u8; 46] = b"prof:true,prof_active:false,lg_prof_sample
 /// The global allocator: jemalloc, or the wrapper over jemalloc (every block either hands
 /// out is a jemalloc block; a switch to plain jemalloc happens only with no sampled block
 /// live, so the wrapper's tables never outlive its blocks).
-struct Switch;
-
-static USE_WRAPPER: AtomicBool = AtomicBool::new(true);
-static WRAPPER: profile::Allocator<Jemalloc> = profile::Allocator::new(Jemalloc);
-
-// SAFETY: forwards to jemalloc or to the wrapper around jemalloc, whose unsampled blocks
-// are plain jemalloc blocks; sampled blocks are all freed before a switch away (checked).
-unsafe impl GlobalAlloc for Switch {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if USE_WRAPPER.load(Ordering::Relaxed) {
-                WRAPPER.alloc(layout)
-            } else {
-                Jemalloc.alloc(layout)
-            }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if USE_WRAPPER.load(Ordering::Relaxed) {
-                WRAPPER.dealloc(ptr, layout)
-            } else {
-                Jemalloc.dealloc(ptr, layout)
-            }
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if USE_WRAPPER.load(Ordering::Relaxed) {
-                WRAPPER.realloc(ptr, layout, new_size)
-            } else {
-                Jemalloc.realloc(ptr, layout, new_size)
-            }
-        }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Switch = Switch;
-
-fn use_wrapper(on: bool) {
-    if !on {
-        assert_eq!(
-            profile::runtime::heap::stats().live_samples,
-            0,
-            "sampled blocks still live"
-        );
-    }
-    USE_WRAPPER.store(on, Ordering::SeqCst);
-}
+static GLOBAL: heap::Switch<Jemalloc> = heap::Switch::new(Jemalloc);
 
 fn jemalloc_prof(on: bool) {
     // SAFETY: `prof.active` is a bool control of this jemalloc.
@@ -101,58 +50,6 @@ const THREADS: usize = 2;
 const OPS_PER_THREAD: usize = 400_000;
 const PROGRAM_ITERATIONS: usize = 60_000;
 const ROUNDS: usize = 15;
-
-#[inline(never)]
-fn churn<A: GlobalAlloc>(a: &A, seed: u64, max_shift: u64, init: bool) -> u64 {
-    let mut ring = [(std::ptr::null_mut::<u8>(), 0usize); 256];
-    let mut x = seed | 1;
-    let mut sum = 0u64;
-    for i in 0..OPS_PER_THREAD {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let size = 16usize << (x % (max_shift + 1));
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        // SAFETY: layout has a nonzero size; the block is written within bounds and freed
-        // once with the layout it was allocated with.
-        unsafe {
-            let p = a.alloc(layout);
-            assert!(!p.is_null());
-            if init {
-                p.write_bytes(i as u8, size);
-            } else {
-                p.write(i as u8);
-                p.add(size - 1).write(i as u8);
-            }
-            sum += u64::from(*black_box(p));
-            let slot = &mut ring[i % 256];
-            if !slot.0.is_null() {
-                a.dealloc(slot.0, Layout::from_size_align(slot.1, 8).unwrap());
-            }
-            *slot = (p, size);
-        }
-    }
-    for (p, size) in ring {
-        if !p.is_null() {
-            // SAFETY: allocated above with this size and alignment, freed once.
-            unsafe { a.dealloc(p, Layout::from_size_align(size, 8).unwrap()) };
-        }
-    }
-    sum
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write to.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
-        0
-    );
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 #[derive(Clone, Copy)]
 enum Workload {
@@ -174,11 +71,9 @@ fn run<A: GlobalAlloc + Sync>(a: &A, w: Workload) -> Duration {
                     let before = thread_cpu();
                     let seed = 0x9e37_79b9 + t as u64;
                     match w {
-                        Workload::Mixed => black_box(churn(a, seed, 12, false)),
-                        Workload::Small => black_box(churn(a, seed, 7, true)),
-                        Workload::Program => {
-                            black_box(heap_program::program(PROGRAM_ITERATIONS, seed))
-                        }
+                        Workload::Mixed => black_box(churn(a, seed, OPS_PER_THREAD, 12, false)),
+                        Workload::Small => black_box(churn(a, seed, OPS_PER_THREAD, 7, true)),
+                        Workload::Program => black_box(heap::program(PROGRAM_ITERATIONS, seed)),
                     };
                     thread_cpu() - before
                 })
