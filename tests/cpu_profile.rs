@@ -83,7 +83,9 @@ fn locations_have_addresses_mappings_and_lines() {
     let _s = common::serial();
     let profiler = profile::runtime::cpu::start(250).unwrap();
     assert_eq!(profiler.frequency(), 250);
-    busy_loop(Duration::from_millis(400));
+    common::until_signals(&profiler, 40, 1, || {
+        busy_loop(Duration::from_millis(20));
+    });
     let p = profiler.stop().unwrap();
 
     let exe = std::fs::read_link("/proc/self/exe").unwrap();

@@ -324,7 +324,9 @@ fn cpu_and_heap_profiles_run_together_at_the_runtime_level() {
     let cpu = profile::runtime::cpu::start(100).unwrap();
     let mut keep = Vec::new();
     leak_large(&mut keep);
-    common::busy_loop(std::time::Duration::from_millis(200));
+    common::until_signals(&cpu, 20, 1, || {
+        common::busy_loop(std::time::Duration::from_millis(20));
+    });
     let cpu_profile = cpu.stop().unwrap();
     let heap_profile = heap::profile().unwrap();
     heap::set_rate(0).unwrap();

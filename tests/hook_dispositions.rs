@@ -118,7 +118,7 @@ fn app_handler_runs_after_the_profile_is_written() {
         app_handler_address(),
         "hook in front"
     );
-    common::busy_loop(Duration::from_millis(200));
+    common::busy_until_cpu_signals(20);
 
     nix::sys::signal::raise(Signal::SIGINT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

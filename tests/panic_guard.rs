@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 #[test]
 fn panic_while_guard_is_live_writes_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_path_buf();
     let result = std::panic::catch_unwind(move || {
         let _guard = common::guard_in(&out);
-        common::busy_loop(Duration::from_millis(300));
+        common::busy_until_cpu_signals(20);
         panic!("the workload failed");
     });
     assert!(result.is_err(), "the closure panicked");

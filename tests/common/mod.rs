@@ -267,6 +267,22 @@ pub fn http_get(addr: std::net::SocketAddr, target: &str) -> (u16, String, Vec<u
 /// Runs `round` until `cpu` has taken `signals` signals that counted CPU (a count of
 /// events, not a window of time: on a busy machine the kernel delivers fewer signals than
 /// the rate asks); at least `min_rounds` rounds. Panics after 10 minutes (a hang check).
+/// Runs `busy_loop` in 20 ms pieces until the running CPU profiler (a guard's, or one of
+/// `runtime::cpu`) has handled `signals` timer signals: a count of events, not a window
+/// of time (on a busy machine the kernel delivers 40–60 signals per CPU-second whatever
+/// the rate, so a fixed 200 ms of CPU got none now and then). Panics after 10 minutes.
+pub fn busy_until_cpu_signals(signals: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    while profile::runtime::cpu::stats().signals < signals {
+        busy_loop(Duration::from_millis(20));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {signals} CPU signals",
+            profile::runtime::cpu::stats().signals
+        );
+    }
+}
+
 pub fn until_signals(
     cpu: &profile::runtime::cpu::CpuProfiler,
     signals: u64,
