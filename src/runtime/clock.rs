@@ -27,9 +27,11 @@
 //! moments when threads wait: with four spinning threads on two cores, a thread computing
 //! 62% of its wall time read 50% (`tests/clock_busy.rs`); its 30% and idle threads read
 //! right. When rounds start more than half a period late, the profile's comments say how
-//! many and by how much, so a reader knows the split leans. Totals per thread stay right
-//! (each sample weighs the time since the previous round). On a machine with a CPU to
-//! spare the split is exact within sampling noise.
+//! many and by how much, so a reader knows the split leans. Totals per thread stay right:
+//! each sample weighs the time since the previous round, and a thread that answered a
+//! round too late (it waited for a CPU) has that round's time added to its next sample
+//! (it was 11% short under load otherwise). On a machine with a CPU to spare the split is
+//! exact within sampling noise.
 
 use super::shared::{Claim, Exclusive};
 use crate::profile::ValueType;

@@ -102,6 +102,10 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
     let mut c = Collected::default();
     let mut known: HashMap<i32, Task> = HashMap::new();
     let mut stale: Vec<i32> = Vec::new();
+    // Wall time of rounds in which a thread did not answer in time (a busy machine: it
+    // waited for a CPU), charged to its next sample so that its time still adds up to the
+    // time it was sampled for.
+    let mut owed: HashMap<i32, i64> = HashMap::new();
     let rounds_per_second = (1_000_000_000 / period.as_nanos().max(1) as u64).max(1);
     let mut last = Instant::now();
     let mut next = last + period;
@@ -139,6 +143,7 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
         };
         let refresh_all = c.rounds % rounds_per_second == 0;
         known.retain(|tid, _| tids.binary_search(tid).is_ok());
+        owed.retain(|tid, _| tids.binary_search(tid).is_ok());
         for &tid in &tids {
             if refresh_all || stale.contains(&tid) || !known.contains_key(&tid) {
                 match tasks::read(tid) {
@@ -167,7 +172,7 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
                 Ok(stack) => {
                     let v = c.samples.entry((stack, task.tid)).or_default();
                     v.0 += 1;
-                    v.1 += weight;
+                    v.1 += weight + owed.remove(&task.tid).unwrap_or(0);
                     if c.names.get(&task.tid) != Some(&task.name) {
                         c.names.insert(task.tid, task.name.clone());
                     }
@@ -175,6 +180,10 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
                 // A thread that exited between the listing and its turn was not there.
                 Err(Miss::Exited) => {}
                 Err(miss) => {
+                    if matches!(miss, Miss::NoAnswer | Miss::Busy) {
+                        // Running, only late: its time is real.
+                        *owed.entry(task.tid).or_default() += weight;
+                    }
                     *c.misses.entry(miss.describe()).or_default() += 1;
                     MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     stale.push(task.tid);
