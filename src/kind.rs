@@ -346,11 +346,11 @@ mod counts {
     }
 
     pub(super) fn mutex() -> usize {
-        crate::sync::contention::stacks(crate::sync::contention::Which::Mutex)
+        crate::sync::contention::table_state(crate::sync::contention::Which::Mutex).0
     }
 
     pub(super) fn block() -> usize {
-        crate::sync::contention::stacks(crate::sync::contention::Which::Block)
+        crate::sync::contention::table_state(crate::sync::contention::Which::Block).0
     }
 
     pub(super) fn threads() -> usize {

@@ -235,8 +235,20 @@ pub(super) fn timed_kind(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Profile, Response> {
     match k.kind {
-        ProfileKind::Clock => clock_profile(d, cancelled),
-        _ => cpu_profile(d, cancelled),
+        ProfileKind::Clock => run_for(
+            d,
+            cancelled,
+            "clock profiling",
+            || runtime::clock::start(runtime::clock::DEFAULT_FREQUENCY),
+            runtime::clock::ClockProfiler::stop,
+        ),
+        _ => run_for(
+            d,
+            cancelled,
+            "CPU profiling",
+            || runtime::cpu::start(runtime::cpu::DEFAULT_FREQUENCY),
+            runtime::cpu::CpuProfiler::stop,
+        ),
     }
 }
 
@@ -278,26 +290,6 @@ fn run_for<P>(
     }
     stop(profiler)
         .map_err(|e| Response::error(500, &format!("Could not write {kind} profile: {e}")))
-}
-
-fn cpu_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
-    run_for(
-        d,
-        cancelled,
-        "CPU profiling",
-        || runtime::cpu::start(runtime::cpu::DEFAULT_FREQUENCY),
-        runtime::cpu::CpuProfiler::stop,
-    )
-}
-
-fn clock_profile(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<Profile, Response> {
-    run_for(
-        d,
-        cancelled,
-        "clock profiling",
-        || runtime::clock::start(runtime::clock::DEFAULT_FREQUENCY),
-        runtime::clock::ClockProfiler::stop,
-    )
 }
 
 /// `/symbol`: GET without addresses says symbols are available (`num_symbols: 1`); with

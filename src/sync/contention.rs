@@ -213,11 +213,6 @@ fn record(which: Which, values: Values) {
     }
 }
 
-/// How many distinct stacks a profile has (the index page's count).
-pub(crate) fn stacks(which: Which) -> usize {
-    table(which).lock().stacks.len()
-}
-
 /// (distinct stacks, events dropped) of a profile's table.
 pub(crate) fn table_state(which: Which) -> (usize, u64) {
     let t = table(which).lock();
