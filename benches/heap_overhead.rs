@@ -153,7 +153,9 @@ fn main() {
     if std::env::var("HEAP_OVERHEAD_ONLY").is_ok_and(|w| w == "program") {
         let ((off, on), _) = measure(Workload::Program, "program");
         let verdict = if on <= 1.02 { "meets" } else { "above" };
-        println!("program: sampling off {off:.3}x, at {rate} B {on:.3}x ({verdict} issue 17's target <= 1.02)");
+        println!(
+            "program: sampling off {off:.3}x, at {rate} B {on:.3}x ({verdict} issue 17's target <= 1.02)"
+        );
         return;
     }
     // HEAP_OVERHEAD_ONLY=bare measures the bare malloc/free loop alone (for `perf record`).

@@ -320,7 +320,8 @@ pub(crate) mod inflight {
                 .compare_exchange(PUBLISHED, UNLINKING, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                #[cfg(unix)]
+                // (Only Linux has the shutdown hook that calls this.)
+                #[cfg(target_os = "linux")]
                 // SAFETY: UNLINKING gives this thread the buffer, which holds a
                 // NUL-terminated path (see `publish`); unlink is async-signal-safe.
                 unsafe {
@@ -365,6 +366,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")] // mkfifo through nix, a Linux-only dependency
     fn devices_and_fifos_are_refused_and_left_alone() {
         let dev = Path::new("/dev/null");
         let before = fs::metadata(dev).unwrap();

@@ -705,10 +705,18 @@ impl Tracer {
                 out.event(json!({"name":"thread_name","ph":"M","pid":pid,"tid":s.tid,"args":{"name":s.thread_name}}));
             }
             let at = (s.at_nanos + since_start).saturating_sub(now_mono);
-            out.event(
-                json!({"name":s.function,"cat":"cpu","ph":"i","s":"t","ts":micros(at),
-                "pid":pid,"tid":s.tid}),
-            );
+            let mut e = json!({"name":s.function,"cat":"cpu","ph":"i","s":"t","ts":micros(at),
+                "pid":pid,"tid":s.tid});
+            // The sample's labels (`labels::with`, `Labeled`) as the event's args.
+            if let Some(labels) = &s.labels {
+                e["args"] = labels
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
+            out.event(e);
         }
         let dropped = DROPPED.load(Ordering::Relaxed);
         if dropped + samples_dropped > 0 {

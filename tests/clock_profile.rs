@@ -195,3 +195,70 @@ fn guards_write_clock_and_threads_files_that_go_tool_pprof_reads() {
     );
     assert!(text.contains("thread_id"), "{text}");
 }
+
+/// Polls `f` to completion on this thread.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn clock_samples_carry_the_labels_of_closures_and_futures() {
+    use profile::labels::LabelExt;
+    let _serial = common::serial();
+    let stop = Arc::new(AtomicBool::new(false));
+    let napper = |name: &str, labelled_future: bool| {
+        let stop = stop.clone();
+        thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let naps = || {
+                    while !stop.load(Ordering::Relaxed) {
+                        nap(Duration::from_millis(5));
+                    }
+                };
+                if labelled_future {
+                    block_on(async { naps() }.with_labels(&[("endpoint", "/future")]));
+                } else {
+                    profile::labels::with(&[("endpoint", "/closure")], naps);
+                }
+            })
+            .unwrap()
+    };
+    let threads = [napper("t-closure", false), napper("t-future", true)];
+    let profiler = profile::runtime::clock::start(100).unwrap();
+    // A count of rounds, not a window of time: each round samples both threads once.
+    let deadline = Instant::now() + Duration::from_secs(60); // a hang check only
+    while profile::runtime::clock::stats().rounds < 40 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let p = profiler.stop().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let t = p.sample_type_index("time").unwrap();
+    for (thread, endpoint) in [("t-closure", "/closure"), ("t-future", "/future")] {
+        let (mut labelled, mut all) = (0i64, 0i64);
+        for s in p.samples.iter().filter(|s| is_thread(&p, s, thread)) {
+            all += s.values[t];
+            if s.labels
+                .iter()
+                .any(|l| l.key == "endpoint" && l.value == LabelValue::Str(endpoint.into()))
+            {
+                labelled += s.values[t];
+            }
+        }
+        assert!(all > 0, "no samples of {thread}");
+        // The labels are set before the first nap and end after the last one.
+        assert!(
+            labelled as f64 >= 0.9 * all as f64,
+            "{thread}: {labelled} of {all} ns labelled endpoint={endpoint}"
+        );
+    }
+}

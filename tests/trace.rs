@@ -57,9 +57,12 @@ fn on_three_threads(dispatch: Option<&tracing::Dispatch>) {
             let d = dispatch.cloned();
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || match d {
-                    Some(d) => tracing::dispatcher::with_default(&d, || work(2)),
-                    None => work(2),
+                .spawn(move || {
+                    // Labels reach the trace's CPU samples as their args.
+                    profile::labels::with(&[("role", name)], || match d {
+                        Some(d) => tracing::dispatcher::with_default(&d, || work(2)),
+                        None => work(2),
+                    })
                 })
                 .unwrap()
         })
@@ -184,6 +187,15 @@ fn check(trace: &Value) {
             "{name}: {in_leaf} of {} CPU samples in leaf_work: {cpu:?}",
             cpu.len()
         );
+        for e in cpu
+            .iter()
+            .filter(|e| e["name"].as_str().unwrap().contains("leaf_work"))
+        {
+            assert_eq!(
+                e["args"]["role"], *name,
+                "{name}: a sample without its label: {e}"
+            );
+        }
     }
     assert_eq!(trace["otherData"]["dropped_events"], 0);
 }

@@ -34,8 +34,8 @@
 //! exact within sampling noise.
 
 use super::shared::{Claim, Exclusive};
-use crate::profile::ValueType;
 use crate::profile::builder::{ProfileBuilder, Resolve, thread_labels};
+use crate::profile::{Label, LabelValue, ValueType};
 use crate::{Error, Profile, ProfileKind, sys};
 
 /// The default rate: 99 Hz, off the beat of timers that fire at round rates.
@@ -156,9 +156,15 @@ fn build(r: &sys::clock::Recorded, symbolizer: &mut dyn Resolve) -> Profile {
         ],
     );
     let mut samples: Vec<_> = c.samples.iter().collect();
-    samples.sort_by_key(|((_, tid), _)| *tid);
-    for ((stack, tid), &(count, nanos)) in samples {
-        let labels = thread_labels(c.names.get(tid).cloned().unwrap_or_default(), *tid);
+    samples.sort_by_key(|((_, tid, _), _)| *tid);
+    for ((stack, tid, user), &(count, nanos)) in samples {
+        let mut labels = thread_labels(c.names.get(tid).cloned().unwrap_or_default(), *tid);
+        if let Some(user) = user {
+            labels.extend(user.0.iter().map(|(k, v)| Label {
+                key: k.clone(),
+                value: LabelValue::Str(v.clone()),
+            }));
+        }
         b.add(stack, true, &[count, nanos], labels);
     }
     let header = b.header();

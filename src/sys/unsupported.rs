@@ -19,6 +19,7 @@ pub(crate) mod cpu {
         pub tid: i32,
         pub thread_name: String,
         pub function: String,
+        pub labels: Option<std::sync::Arc<crate::labels::LabelSet>>,
     }
 
     /// The handler's counters.
@@ -85,6 +86,7 @@ pub(crate) mod untracked {
 /// `fork()` handlers: nothing to register where nothing is profiled.
 pub(crate) mod fork {
     /// One kind's handlers (unused here).
+    #[allow(dead_code)]
     pub(crate) struct Handlers {
         pub prepare: fn(),
         pub parent: fn(),
@@ -92,6 +94,7 @@ pub(crate) mod fork {
     }
 
     /// Where a kind's handlers go.
+    #[allow(dead_code)]
     #[derive(Clone, Copy)]
     pub(crate) enum Slot {
         Objects,
@@ -216,11 +219,18 @@ pub(crate) mod clock {
         pub duration: std::time::Duration,
     }
 
+    /// A clock sample's identity: stack, thread id, labels.
+    pub(crate) type Key = (
+        Vec<u64>,
+        i32,
+        Option<std::sync::Arc<crate::labels::LabelSet>>,
+    );
+
     /// What a sampler collected (never made here).
     #[allow(dead_code)]
     #[derive(Default)]
     pub(crate) struct Collected {
-        pub samples: std::collections::HashMap<(Vec<u64>, i32), (i64, i64)>,
+        pub samples: std::collections::HashMap<Key, (i64, i64)>,
         pub names: std::collections::HashMap<i32, String>,
         pub misses: std::collections::HashMap<&'static str, u64>,
         pub failed_rounds: u64,

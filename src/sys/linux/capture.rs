@@ -37,8 +37,8 @@
 //! request.
 
 use std::cell::UnsafeCell;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -47,6 +47,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::sigsafe::monotonic_nanos;
 use super::stack::{self, Cache, Walker};
 use crate::Error;
+use crate::labels::{self, LabelSet};
 
 /// The deepest stack recorded; deeper ones are cut (marked incomplete).
 pub(crate) const MAX_FRAMES: usize = stack::MAX_FRAMES;
@@ -92,7 +93,7 @@ impl Miss {
 }
 
 /// A captured stack: the interrupted instruction first, then return addresses.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Captured<'a> {
     /// Leaf first; the first address is exact (not a return address).
     pub frames: &'a [u64],
@@ -100,6 +101,8 @@ pub(crate) struct Captured<'a> {
     pub complete: bool,
     /// Time the target spent in the handler, in nanoseconds.
     pub handler_nanos: u64,
+    /// The target's labels when it was interrupted (`labels::with`, `Labeled`).
+    pub labels: Option<Arc<LabelSet>>,
 }
 
 // Phases of `STATE` (its low two bits); the rest is a sequence number.
@@ -141,6 +144,9 @@ struct Slot {
     len: usize,
     complete: bool,
     handler_nanos: u64,
+    /// The target's label set, one reference taken in the handler (null for none);
+    /// released by the requester, never in the handler (dropping may free).
+    labels: *const LabelSet,
 }
 
 struct Shared(UnsafeCell<Slot>);
@@ -226,6 +232,7 @@ impl Slot {
             len: 0,
             complete: false,
             handler_nanos: 0,
+            labels: std::ptr::null(),
         }
     }
 
@@ -239,6 +246,17 @@ impl Slot {
         let (len, complete) = unsafe { self.walker.walk(&mut self.cache, uc, &mut self.frames) };
         self.len = len;
         self.complete = complete;
+        // One atomic increment, no allocation; the requester clears the field before
+        // every request, so nothing is overwritten here.
+        self.labels = labels::acquire_current();
+    }
+
+    /// Takes the label reference the last handler left (the requester, owning the slot).
+    fn take_labels(&mut self) -> Option<Arc<LabelSet>> {
+        let p = std::mem::replace(&mut self.labels, std::ptr::null());
+        // SAFETY: a non-null field is one reference from `acquire_current`, taken once
+        // (the field is cleared).
+        unsafe { labels::take(p) }
     }
 }
 
@@ -379,6 +397,10 @@ impl Capturer {
             }
             futex_wait(&STATE, state, left);
         }
+        // A handler that finished after an earlier request gave up left its labels.
+        if let Some(slot) = self.slot() {
+            drop(slot.take_labels());
+        }
         let request = (STATE.load(Ordering::Acquire) & !3).wrapping_add(4) | REQUESTED;
         TARGET.store(tid, Ordering::Relaxed);
         STATE.store(request, Ordering::Release);
@@ -425,11 +447,13 @@ impl Capturer {
             futex_wait(&STATE, state, until.saturating_duration_since(now));
         }
         // SAFETY: the phase is DONE and we hold CORE: the slot is ours again.
-        let slot = unsafe { &*self.shared.0.get() };
+        let slot = unsafe { &mut *self.shared.0.get() };
+        let labels = slot.take_labels();
         Ok(Captured {
             frames: &slot.frames[..slot.len],
             complete: slot.complete,
             handler_nanos: slot.handler_nanos,
+            labels,
         })
     }
 }

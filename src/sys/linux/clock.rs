@@ -3,6 +3,7 @@
 //! which builds the profile.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,13 +12,17 @@ use super::capture::{self, Capturer, Miss};
 use super::tasks::{self, Task};
 use super::threads::{precheck, refine};
 use crate::Error;
+use crate::labels::LabelSet;
 use crate::profile::builder::now_nanos;
+
+/// A clock sample's identity: stack, thread id, labels.
+pub(crate) type Key = (Vec<u64>, i32, Option<Arc<LabelSet>>);
 
 /// What the sampler thread collected.
 #[derive(Default)]
 pub(crate) struct Collected {
-    /// (stack, tid) → (samples, nanoseconds).
-    pub samples: HashMap<(Vec<u64>, i32), (i64, i64)>,
+    /// (stack, tid, labels) → (samples, nanoseconds).
+    pub samples: HashMap<Key, (i64, i64)>,
     /// Names by tid (the last seen).
     pub names: HashMap<i32, String>,
     /// Threads not sampled, by reason.
@@ -165,12 +170,12 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
             let result = precheck(task, signal, timeout).and_then(|timeout| {
                 capturer
                     .capture(task.tid, timeout)
-                    .map(|s| s.frames.to_vec())
+                    .map(|s| (s.frames.to_vec(), s.labels))
                     .map_err(|miss| refine(miss, task.tid, task.blocks(signal)))
             });
             match result {
-                Ok(stack) => {
-                    let v = c.samples.entry((stack, task.tid)).or_default();
+                Ok((stack, labels)) => {
+                    let v = c.samples.entry((stack, task.tid, labels)).or_default();
                     v.0 += 1;
                     v.1 += weight + owed.remove(&task.tid).unwrap_or(0);
                     if c.names.get(&task.tid) != Some(&task.name) {

@@ -126,6 +126,8 @@ pub(crate) struct TimedSample {
     /// The innermost function outside the standard library (or the innermost), `??` if
     /// unknown; filled when sampling stops.
     pub function: String,
+    /// The thread's labels then (`labels::with`, `Labeled`).
+    pub labels: Option<Arc<LabelSet>>,
 }
 
 /// Samples kept in a timeline at most.
@@ -151,6 +153,7 @@ impl Collected {
                     frames: s.frames[..(s.len as usize).min(16)].to_vec(),
                     // Named at the end: symbolizing here would stall the drain.
                     function: String::new(),
+                    labels: key.3.clone(),
                 });
             } else {
                 self.timeline_dropped += 1;
