@@ -20,8 +20,9 @@ use lock_api::{RawMutex as _, RawRwLock as _};
 
 use super::contention::{self, block_event, mutex_event, now_ns};
 
-/// Waiters of one lock, for the mutex profile. Touched only on contended paths.
-struct Waits {
+/// Waiters of one lock, for the mutex profile. Touched only on contended paths. Shared
+/// with the async locks (`sync::tokio`).
+pub(super) struct Waits {
     /// Threads waiting now (while profiling). Read by every unlock: zero means no work.
     waiters: AtomicU32,
     /// Guards the two fields below (a tiny spin lock: held for a few instructions).
@@ -39,7 +40,7 @@ unsafe impl Sync for Waits {}
 unsafe impl Send for Waits {}
 
 impl Waits {
-    const fn new() -> Waits {
+    pub(super) const fn new() -> Waits {
         Waits {
             waiters: AtomicU32::new(0),
             busy: AtomicBool::new(false),
@@ -62,16 +63,16 @@ impl Waits {
         r
     }
 
-    /// A thread starts waiting at `t0`.
-    fn arrive(&self, t0: u64) {
+    /// A thread (or task) starts waiting at `t0`.
+    pub(super) fn arrive(&self, t0: u64) {
         self.with(|since, _| {
             *since += t0;
             self.waiters.fetch_add(1, Ordering::Relaxed);
         });
     }
 
-    /// A thread that arrived at `t0` got the lock.
-    fn leave(&self, t0: u64) {
+    /// A thread (or task) that arrived at `t0` got the lock, or stopped waiting.
+    pub(super) fn leave(&self, t0: u64) {
         self.with(|since, last| {
             *since -= t0.max(*last);
             self.waiters.fetch_sub(1, Ordering::Relaxed);
@@ -91,7 +92,7 @@ impl Waits {
     }
 
     #[inline]
-    fn has_waiters(&self) -> bool {
+    pub(super) fn has_waiters(&self) -> bool {
         self.waiters.load(Ordering::Relaxed) != 0
     }
 
@@ -114,7 +115,7 @@ impl Waits {
 
     #[cold]
     #[inline(never)]
-    fn released(&self) {
+    pub(super) fn released(&self) {
         let charged = self.release(now_ns());
         mutex_event(charged);
     }
