@@ -175,7 +175,20 @@ pub(crate) fn from_value(value: &str) -> Result<Option<Guard>, Error> {
         #[allow(unreachable_patterns)]
         _ => return Err(invalid(value, format!("{mode} has no mode in this build"))),
     };
-    guard.map(Some)
+    match guard {
+        // A setting from the variable that the builder refused: say which variable.
+        Err(e @ Error::InvalidFrequency { .. }) => {
+            let reason = e.to_string();
+            Err(invalid(
+                value,
+                reason
+                    .strip_prefix("profile: ")
+                    .unwrap_or(&reason)
+                    .to_owned(),
+            ))
+        }
+        other => other.map(Some),
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +216,11 @@ mod tests {
             ("cpu,path=", "path needs a value"),
             ("cpu,colour=red", "unknown option \"colour=red\""),
             ("cpu,quiet=yes", "unknown option \"quiet=yes\""),
+            ("cpu,hz=0", "invalid CPU sampling frequency 0 Hz"),
+            (
+                "clock,hz=100000",
+                "invalid wall-clock sampling frequency 100000 Hz",
+            ),
         ] {
             let e = err(v);
             assert!(e.contains("PROFILE="), "{e}");

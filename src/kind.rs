@@ -113,6 +113,9 @@ pub(crate) struct Kind {
     /// How many records (stacks) it has now, without symbolizing (the index page's
     /// count; None: nothing to count before it is taken).
     pub(crate) count: Option<fn() -> usize>,
+    /// Why it records nothing now, with the one call that turns it on (None: it is on,
+    /// or always is). The index page and the kind's responses say it.
+    pub(crate) off: Option<fn() -> Option<&'static str>>,
 }
 
 /// Every kind, in the order pprof lists them.
@@ -132,6 +135,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "CPU profile. ?seconds=N (default 30); the file is offered for download",
         snapshot: None,
         count: None,
+        off: None,
     },
     Kind {
         kind: ProfileKind::Heap,
@@ -148,6 +152,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "A sampling of memory allocations of live objects",
         snapshot: Some(crate::runtime::heap::profile),
         count: Some(counts::heap),
+        off: Some(off::heap),
     },
     Kind {
         kind: ProfileKind::Allocs,
@@ -164,6 +169,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "A sampling of all past memory allocations",
         snapshot: Some(crate::runtime::heap::allocs_profile),
         count: Some(counts::heap),
+        off: Some(off::heap),
     },
     Kind {
         kind: ProfileKind::Mutex,
@@ -180,6 +186,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "Stack traces of holders of contended mutexes (profile::sync)",
         snapshot: Some(crate::runtime::mutex::profile),
         count: Some(counts::mutex),
+        off: Some(off::mutex),
     },
     Kind {
         kind: ProfileKind::Block,
@@ -196,6 +203,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "Stack traces that led to blocking on synchronization primitives (profile::sync)",
         snapshot: Some(crate::runtime::block::profile),
         count: Some(counts::block),
+        off: Some(off::block),
     },
     Kind {
         kind: ProfileKind::Threads,
@@ -212,6 +220,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "Stack traces of all current threads (the goroutines of a Rust process). ?debug=2 for a full dump",
         snapshot: Some(crate::runtime::threads::profile),
         count: Some(counts::threads),
+        off: None,
     },
     Kind {
         kind: ProfileKind::Clock,
@@ -228,6 +237,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "Wall-clock profile: every thread sampled, running or waiting. ?seconds=N",
         snapshot: None,
         count: None,
+        off: None,
     },
     Kind {
         kind: ProfileKind::ThreadCreate,
@@ -244,6 +254,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "Stack traces that led to the creation of new threads",
         snapshot: Some(snapshots::threadcreate),
         count: Some(counts::threadcreate),
+        off: None,
     },
     Kind {
         kind: ProfileKind::Trace,
@@ -260,6 +271,7 @@ pub(crate) static KINDS: &[Kind] = &[
         description: "An execution trace (Chrome trace-event JSON: ui.perfetto.dev). ?seconds=N (default 1)",
         snapshot: None,
         count: None,
+        off: None,
     },
 ];
 
@@ -340,6 +352,35 @@ mod snapshots {
 }
 
 /// Cheap counts: table sizes, no symbolization.
+/// Why a cumulative kind records nothing now, and the call that turns it on.
+mod off {
+    pub(super) fn heap() -> Option<&'static str> {
+        if !crate::heap::sampler::installed() {
+            Some(
+                "heap profiling is off: the allocator wrapper is not installed; add `#[global_allocator] static ALLOC: profile::Allocator = profile::Allocator::system();` to the binary",
+            )
+        } else if crate::heap::sampler::rate() == 0 {
+            Some(
+                "heap sampling is off: call profile::runtime::heap::set_rate(profile::runtime::heap::DEFAULT_RATE)",
+            )
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn mutex() -> Option<&'static str> {
+        (crate::sync::contention::mutex_fraction() == 0).then_some(
+            "mutex profiling is off: call profile::runtime::mutex::set_fraction(1) (only profile::sync locks are recorded)",
+        )
+    }
+
+    pub(super) fn block() -> Option<&'static str> {
+        (crate::sync::contention::block_rate() == 0).then_some(
+            "block profiling is off: call profile::runtime::block::set_rate(1) (only profile::sync locks, condvars, blocking() and awaiting() are recorded)",
+        )
+    }
+}
+
 mod counts {
     pub(super) fn heap() -> usize {
         crate::heap::sampler::counters().buckets

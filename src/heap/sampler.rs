@@ -645,11 +645,32 @@ pub(crate) fn rate() -> usize {
     RATE.load(Ordering::Relaxed)
 }
 
+/// Serializes rate changes.
+static SETTING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+/// Some code set the rate (to anything, 0 included): a default must not override it.
+static EVER_SET: AtomicBool = AtomicBool::new(false);
+
 /// Sets the rate; returns the previous one. The caller has checked `installed()` for a
 /// nonzero rate. A change clears the tables (see the module docs).
 pub(crate) fn set_rate(rate: usize) -> usize {
-    static SETTING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
     let _one_at_a_time = SETTING.lock();
+    EVER_SET.store(true, Ordering::Relaxed);
+    set_rate_locked(rate)
+}
+
+/// Starts sampling at `rate` if the wrapper is installed and no code has ever set a rate
+/// (Go samples the heap by default; the HTTP endpoints call this). Returns whether it
+/// did.
+pub(crate) fn default_rate_if_never_set(rate: usize) -> bool {
+    let _one_at_a_time = SETTING.lock();
+    if EVER_SET.load(Ordering::Relaxed) || RATE.load(Ordering::Relaxed) != 0 || !installed() {
+        return false;
+    }
+    set_rate_locked(rate);
+    true
+}
+
+fn set_rate_locked(rate: usize) -> usize {
     let previous = RATE.load(Ordering::Relaxed);
     if previous == rate {
         return previous;

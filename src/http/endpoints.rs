@@ -160,9 +160,16 @@ impl Endpoints {
         if query.seconds.is_some() && debug != 0 {
             return Response::error(400, "seconds and debug params are incompatible");
         }
+        // A kind that records nothing now says so, with the call that turns it on.
+        let off = k.off.and_then(|off| off());
         if debug == 0 {
             return match self.named_profile(k, take, name, query, cancelled) {
-                Ok((p, file)) => Response::profile(&p, &file),
+                Ok((mut p, file)) => {
+                    if let Some(off) = off {
+                        p.comments.push(format!("profile: {off}"));
+                    }
+                    Response::profile(&p, &file)
+                }
                 Err(r) => r,
             };
         }
@@ -189,6 +196,9 @@ impl Endpoints {
                 _ => text::write_counts(&p, name, &mut out),
             }
         };
+        if let Some(off) = off {
+            out.extend_from_slice(format!("# profile: {off}\n").as_bytes());
+        }
         match written {
             Ok(()) => Response::text(out),
             Err(e) => failed(Error::system("writing the response", e)),

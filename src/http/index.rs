@@ -9,35 +9,44 @@ use crate::kind::{self, Taking};
 /// The HTML index: every profile of the kinds table (by endpoint), its count where one
 /// is cheap (a table's size, nothing symbolized), and the other endpoints.
 pub(super) fn index() -> Response {
-    let mut rows: Vec<(&str, String, &str)> = vec![
+    let mut rows: Vec<(&str, String, String)> = vec![
         (
             "cmdline",
             String::new(),
-            "The command line invocation of the current program",
+            "The command line invocation of the current program".into(),
         ),
         (
             "flamegraph",
             String::new(),
-            "An SVG flame graph to look at: ?kind=cpu|heap|allocs|mutex|block|goroutine|clock (default cpu) &seconds=N &sample_index=T",
+            "An SVG flame graph to look at: ?kind=cpu|heap|allocs|mutex|block|goroutine|clock (default cpu) &seconds=N &sample_index=T".into(),
         ),
         (
             "symbol",
             String::new(),
-            "Function names of program counters",
+            "Function names of program counters".into(),
         ),
     ];
     for k in kind::KINDS.iter().filter(|k| k.available) {
         let count = k.count.map(|c| c().to_string()).unwrap_or_default();
+        let off = k.off.and_then(|off| off());
         for (i, endpoint) in k.endpoints.iter().enumerate() {
-            let description = if i == 0 {
-                k.description
+            let mut description = if i == 0 {
+                k.description.to_string()
             } else {
-                "The same as goroutine"
+                "The same as goroutine".to_string()
             };
+            if let Some(off) = off {
+                description = format!("{description} <b>Off</b>: {}.", escape(off));
+            }
             rows.push((endpoint, count.clone(), description));
         }
     }
     rows.sort_by_key(|r| r.0);
+    fn escape(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
     let linked_bare = |name: &str| {
         ["cmdline", "symbol"].contains(&name)
             || kind::endpoint(name).is_some_and(|k| k.taking == Taking::Session)
@@ -87,6 +96,24 @@ mod tests {
         let r = get("/debug/pprof/", "");
         assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
         let html = String::from_utf8(r.body).unwrap();
+        // Nothing in the unit tests turns the mutex profile on: the page says how.
+        assert!(
+            html.contains("mutex profiling is off: call profile::runtime::mutex::set_fraction(1)"),
+            "{html}"
+        );
+        let text = String::from_utf8(get("/debug/pprof/mutex", "debug=1").body).unwrap();
+        assert!(
+            text.ends_with("# profile: mutex profiling is off: call profile::runtime::mutex::set_fraction(1) (only profile::sync locks are recorded)\n"),
+            "{text}"
+        );
+        let p = crate::Profile::decode(&get("/debug/pprof/mutex", "").body).unwrap();
+        assert!(
+            p.comments
+                .iter()
+                .any(|c| c.contains("mutex profiling is off")),
+            "{:?}",
+            p.comments
+        );
         for link in [
             "heap?debug=1",
             "goroutine?debug=2",

@@ -7,7 +7,9 @@
 //! # Ok::<(), profile::Error>(())
 //! ```
 //!
-//! Or mount the same endpoints in your own router (axum, actix, hyper...): turn the
+//! In an axum application (feature `axum`): `.merge(profile::http::axum::router())`, see
+//! [`axum`](mod@self::axum). Or mount the same endpoints in your own router (actix,
+//! hyper...): turn the
 //! request into a [`Request`] (method, path, query, body), call [`handle`] on a thread
 //! that may block (the CPU profile waits `seconds`), and send the [`Response`] back.
 //!
@@ -23,11 +25,20 @@
 //! | `cmdline` | the arguments, NUL-separated |
 //! | `symbol` | GET or POST `0xADDR+0xADDR`: `0xADDR name` lines |
 //!
+//! Heap sampling starts at Go's default rate (512 KiB) with the first server, router or
+//! request, if the allocator wrapper is installed and no code set a rate (not even 0). A
+//! kind that records nothing (heap without the wrapper, mutex and block until their rate
+//! is set) says so on the index page and in its responses, with the call that turns it
+//! on.
+//!
 //! Go's parameters, content types, `Content-Disposition` file names and error texts; every
 //! response has `X-Content-Type-Options: nosniff`. Unlike Go, a delta's in-use heap values
 //! are the end state (Go subtracts them too), `seconds` is capped (300 by default: 400
 //! beyond), and the server listens on loopback unless told otherwise.
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod endpoints;
 mod index;
 mod server;
@@ -132,6 +143,17 @@ pub fn handle(request: &Request) -> Response {
     Endpoints::default().handle(request)
 }
 
+/// Go samples the heap by default (`runtime.MemProfileRate` = 512 KiB): so do the
+/// endpoints, once, when the allocator wrapper is installed and no code ever set a rate
+/// (a rate set to 0 on purpose stays 0). Called when a server starts or a router is made,
+/// and by every request (a framework mounting [`handle`] itself).
+pub(crate) fn heap_sampling_by_default() {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        crate::heap::sampler::default_rate_if_never_set(runtime::heap::DEFAULT_RATE);
+    }
+}
+
 /// The parsed query.
 struct Query<'a> {
     seconds: Option<&'a str>,
@@ -161,6 +183,7 @@ impl Endpoints {
     /// taken: when it says true (the client went away), profiling stops and the response
     /// is a 499 nobody reads.
     pub fn handle_cancellable(&self, request: &Request, cancelled: &dyn Fn() -> bool) -> Response {
+        heap_sampling_by_default();
         // As Go's mux: `/debug/pprof/NAME` exactly; `/debug/pprof` redirects to the index;
         // `/debug/pprofheap` and `/debug/pprof//heap` are not profiles.
         if request.path == "/debug/pprof" {

@@ -141,6 +141,7 @@ impl ServerBuilder {
             .join(", ");
         let listener = TcpListener::bind(&addrs[..])
             .map_err(|e| Error::system(format!("listening on {named}"), e))?;
+        super::heap_sampling_by_default();
         let local = listener
             .local_addr()
             .map_err(|e| Error::system(format!("listening on {named}"), e))?;
