@@ -31,6 +31,27 @@ use common::profile_report as report;
 fn go_top(go: &str, args: &[&str], file: &Path) -> String {
     let mut all = vec!["-top"];
     all.extend_from_slice(args);
+    if args
+        .iter()
+        .any(|a| a.starts_with("-tag") && a.ends_with(':'))
+    {
+        // A numeric range: pprof says "tagfocus:Interpreted '1:' as range, not regexp"
+        // on stderr, a notice about the option, not a warning about the file.
+        let out = std::process::Command::new(go)
+            .args(["tool", "pprof"])
+            .args(&all)
+            .arg(file)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.lines().all(|l| l.contains("as range, not regexp")),
+            "{stderr}"
+        );
+        return String::from_utf8_lossy(&out.stdout).into_owned();
+    }
     common::pprof(go, &all, file)
 }
 
@@ -144,6 +165,92 @@ fn options_match_go() {
         &["-sample_index=inuse_space"],
         &heap,
     );
+}
+
+#[test]
+fn hide_show_show_from_and_cum_match_go() {
+    let Some(go) = common::go() else { return };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go1.19");
+    let heap = dir.join("allocs.pb.gz");
+    let cpu = dir.join("cpu.pb.gz");
+    for f in [&heap, &cpu] {
+        same_top(go, &["--cum"], &["-cum"], f);
+        same_top(
+            go,
+            &["--cum", "--nodecount=4"],
+            &["-cum", "-nodecount=4"],
+            f,
+        );
+        same_top(go, &["--hide=runtime"], &["-hide=runtime"], f);
+        same_top(go, &["--show=main"], &["-show=main"], f);
+        same_top(go, &["--show-from=main.main"], &["-show_from=main.main"], f);
+    }
+    same_top(
+        go,
+        &["--show-from=main", "--hide=Small", "--cum"],
+        &["-show_from=main", "-hide=Small", "-cum"],
+        &heap,
+    );
+    same_top(
+        go,
+        &["--show-from=main", "--hide=hotThree", "--cum"],
+        &["-show_from=main", "-hide=hotThree", "-cum"],
+        &cpu,
+    );
+    same_top(
+        go,
+        &["--focus=main", "--show=main", "--sample-index=alloc_space"],
+        &["-focus=main", "-show=main", "-sample_index=alloc_space"],
+        &heap,
+    );
+}
+
+#[inline(never)]
+fn labelled_work(work: &'static str, d: Duration) -> u64 {
+    profile::labels::with(&[("work", work)], || {
+        if work == "hot" {
+            common::hot_three(d)
+        } else {
+            common::cold_one(d)
+        }
+    })
+}
+
+/// Tag filters on our labels (string `work`, `thread_name`; numeric `thread_id`), against
+/// go tool pprof's.
+#[test]
+fn tagfocus_and_tagignore_match_go() {
+    let Some(go) = common::go() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cpu = profile::runtime::cpu::start(1000).unwrap();
+    let threads: Vec<_> = [("hot", 300), ("cold", 150)]
+        .into_iter()
+        .map(|(w, ms)| {
+            std::thread::Builder::new()
+                .name(format!("t-{w}"))
+                .spawn(move || labelled_work(w, Duration::from_millis(ms)))
+                .unwrap()
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let path = dir.path().join("labelled.pb.gz");
+    cpu.stop()
+        .unwrap()
+        .write_to(std::fs::File::create(&path).unwrap())
+        .unwrap();
+    for (ours, theirs) in [
+        ("--tagfocus=work=hot", "-tagfocus=work=hot"),
+        ("--tagignore=work=hot", "-tagignore=work=hot"),
+        ("--tagfocus=work=hot,cold", "-tagfocus=work=hot,cold"),
+        ("--tagfocus=work:cold", "-tagfocus=work:cold"),
+        ("--tagfocus=thread_name=t-", "-tagfocus=thread_name=t-"),
+        ("--tagfocus=thread_id=1:", "-tagfocus=thread_id=1:"),
+    ] {
+        same_top(go, &[ours], &[theirs], &path);
+        same_top(go, &[ours, "--cum"], &[theirs, "-cum"], &path);
+    }
 }
 
 #[test]

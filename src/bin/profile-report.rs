@@ -3,6 +3,8 @@
 //! ```text
 //! profile-report top profiles/cpu.pb.gz
 //! profile-report top --sample-index alloc_space --nodecount 20 --focus 'myapp::' heap.pb.gz
+//! profile-report top --show-from 'myapp::' --hide 'tokio::' --tagfocus http.route=/users cpu.pb.gz
+//! profile-report top --cum profiles/cpu.pb.gz
 //! profile-report diff --base before.pb.gz after.pb.gz
 //! profile-report flamegraph -o cpu.svg profiles/cpu.pb.gz
 //! profile-report folded profiles/cpu.pb.gz | inferno-flamegraph > cpu.svg
@@ -44,6 +46,22 @@ struct Select {
     /// Drop samples with a frame matching this regex
     #[arg(long)]
     ignore: Option<String>,
+    /// Remove frames matching this regex from every stack
+    #[arg(long)]
+    hide: Option<String>,
+    /// Keep only frames matching this regex in every stack
+    #[arg(long)]
+    show: Option<String>,
+    /// Drop the callers of the outermost frame matching this regex (samples without one go)
+    #[arg(long = "show-from", visible_alias = "show_from", value_name = "REGEX")]
+    show_from: Option<String>,
+    /// Keep only samples with a matching label: key=regex, regex (any key:value), or
+    /// key=range for numeric labels (32kb, 1kb:4kb, :10ms)
+    #[arg(long = "tagfocus", value_name = "FILTER")]
+    tag_focus: Option<String>,
+    /// Drop samples with a matching label (the same forms as --tagfocus)
+    #[arg(long = "tagignore", value_name = "FILTER")]
+    tag_ignore: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -54,6 +72,9 @@ struct Trim {
     /// Hide entries whose cum is below this fraction of the total
     #[arg(long, default_value_t = 0.005)]
     nodefraction: f64,
+    /// Sort by cumulative value (default: by flat)
+    #[arg(long)]
+    cum: bool,
 }
 
 #[derive(Subcommand)]
@@ -137,9 +158,15 @@ fn options(select: &Select, trim: Option<&Trim>) -> report::Options {
     o.sample_index = select.sample_index.clone();
     o.focus = select.focus.clone();
     o.ignore = select.ignore.clone();
+    o.hide = select.hide.clone();
+    o.show = select.show.clone();
+    o.show_from = select.show_from.clone();
+    o.tag_focus = select.tag_focus.clone();
+    o.tag_ignore = select.tag_ignore.clone();
     if let Some(t) = trim {
         o.node_count = t.nodecount;
         o.node_fraction = t.nodefraction;
+        o.cum = t.cum;
     }
     o
 }

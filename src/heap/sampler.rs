@@ -661,6 +661,7 @@ pub(crate) fn set_rate(rate: usize) -> usize {
 /// Starts sampling at `rate` if the wrapper is installed and no code has ever set a rate
 /// (Go samples the heap by default; the HTTP endpoints call this). Returns whether it
 /// did.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn default_rate_if_never_set(rate: usize) -> bool {
     let _one_at_a_time = SETTING.lock();
     if EVER_SET.load(Ordering::Relaxed) || RATE.load(Ordering::Relaxed) != 0 || !installed() {

@@ -186,6 +186,17 @@ pub(crate) fn nodes(paths: &Paths, kept: Option<&HashSet<usize>>, edge_cutoff: i
 }
 
 /// Go's `FlatNameOrder`: |flat| descending, then name, then |cum| descending.
+/// pprof's `CumNameOrder`: cum descending, then name, then flat descending.
+pub(crate) fn sort_cum(nodes: &mut [Node], names: &[String]) {
+    nodes.sort_by(|a, b| {
+        b.cum
+            .unsigned_abs()
+            .cmp(&a.cum.unsigned_abs())
+            .then_with(|| names[a.index].cmp(&names[b.index]))
+            .then_with(|| b.flat.unsigned_abs().cmp(&a.flat.unsigned_abs()))
+    });
+}
+
 pub(crate) fn sort_flat(nodes: &mut [Node], names: &[String]) {
     nodes.sort_by(|a, b| {
         b.flat

@@ -152,6 +152,20 @@ pub struct Options {
     pub focus: Option<String>,
     /// Drop samples with a frame matching this regex.
     pub ignore: Option<String>,
+    /// Remove frames matching this regex from every stack (pprof's `-hide`).
+    pub hide: Option<String>,
+    /// Keep only frames matching this regex in every stack (pprof's `-show`).
+    pub show: Option<String>,
+    /// Drop frames above (callers of) the outermost frame matching this regex; samples
+    /// without one go (pprof's `-show_from`).
+    pub show_from: Option<String>,
+    /// Keep only samples with a matching label: `key=regex`, `regex` (any `key:value`) or
+    /// `key=range` for numeric labels (pprof's `-tagfocus`).
+    pub tag_focus: Option<String>,
+    /// Drop samples with a matching label, the same forms (pprof's `-tagignore`).
+    pub tag_ignore: Option<String>,
+    /// Sort the top table by cumulative value (pprof's `-cum`).
+    pub cum: bool,
 }
 
 impl Default for Options {
@@ -162,6 +176,12 @@ impl Default for Options {
             node_fraction: 0.005,
             focus: None,
             ignore: None,
+            hide: None,
+            show: None,
+            show_from: None,
+            tag_focus: None,
+            tag_ignore: None,
+            cum: false,
         }
     }
 }
@@ -194,6 +214,42 @@ impl Options {
     /// Sets the ignore regex.
     pub fn ignore(mut self, regex: impl Into<String>) -> Self {
         self.ignore = Some(regex.into());
+        self
+    }
+
+    /// Sets the hide regex (frames removed).
+    pub fn hide(mut self, regex: impl Into<String>) -> Self {
+        self.hide = Some(regex.into());
+        self
+    }
+
+    /// Sets the show regex (only matching frames kept).
+    pub fn show(mut self, regex: impl Into<String>) -> Self {
+        self.show = Some(regex.into());
+        self
+    }
+
+    /// Sets the show-from regex (callers of the outermost match dropped).
+    pub fn show_from(mut self, regex: impl Into<String>) -> Self {
+        self.show_from = Some(regex.into());
+        self
+    }
+
+    /// Sets the tag focus (`key=regex`, `regex`, `key=range`).
+    pub fn tag_focus(mut self, spec: impl Into<String>) -> Self {
+        self.tag_focus = Some(spec.into());
+        self
+    }
+
+    /// Sets the tag ignore (`key=regex`, `regex`, `key=range`).
+    pub fn tag_ignore(mut self, spec: impl Into<String>) -> Self {
+        self.tag_ignore = Some(spec.into());
+        self
+    }
+
+    /// Sorts the top table by cumulative value.
+    pub fn cum(mut self, cum: bool) -> Self {
+        self.cum = cum;
         self
     }
 }

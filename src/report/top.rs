@@ -124,14 +124,21 @@ pub(super) fn build_top(profile: &Profile, prep: Prepared, o: &Options) -> Resul
             kept = Some(k);
         }
     }
+    let sort = |nodes: &mut [graph::Node]| {
+        if o.cum {
+            graph::sort_cum(nodes, names);
+        } else {
+            graph::sort_flat(nodes, names);
+        }
+    };
     let mut nodes = graph::nodes(&prep.paths, kept.as_ref(), 0);
     let orig_count = nodes.len();
-    graph::sort_flat(&mut nodes, names);
+    sort(&mut nodes);
     if o.node_count > 0 && o.node_count < nodes.len() {
         kept = Some(nodes[..o.node_count].iter().map(|n| n.index).collect());
     }
     let mut nodes = graph::nodes(&prep.paths, kept.as_ref(), edge_cutoff);
-    graph::sort_flat(&mut nodes, names);
+    sort(&mut nodes);
 
     // pprof's "minimum" output unit: from the smallest nonzero value and the total.
     let mut min = 0i64;
