@@ -7,11 +7,12 @@
 //! every tool that reads pprof, opens with no warnings: real addresses, mappings with build
 //! IDs, demangled function names, file:line and inlined frames.
 //!
-//! The package is `profile-guard` on crates.io; the library is imported as `profile`:
+//! The package is `profile-guard` (not on crates.io yet: depend on a checkout by path or
+//! git); the library is imported as `profile`:
 //!
 //! ```toml
 //! [dependencies]
-//! profile = { package = "profile-guard", version = "0.1" }
+//! profile = { package = "profile-guard", path = "../profile" } # not on crates.io yet
 //! ```
 //!
 //! # Quick start

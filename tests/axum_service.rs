@@ -355,3 +355,69 @@ fn a_router_served_without_client_addresses_says_how_to_fix_it() {
         "{body}"
     );
 }
+
+/// Tasks suspended in the sleep handler, in `goroutine` (the whole suite under
+/// `RUSTFLAGS="--cfg tokio_unstable"`: its own step in `.ci/run`).
+#[cfg(tokio_unstable)]
+#[test]
+fn tasks_suspended_in_the_sleep_handler_are_in_the_goroutine_profile() {
+    let _s = common::serial();
+    let (rt, addr) = start();
+    // Requests that each await 50 ms, 8 at a time, while the dumps are taken, in small
+    // batches (a dump resolves every task's stack: few tasks, quick dumps); the test
+    // stops the load when done.
+    let load = rt.spawn(async move {
+        for _ in 0..1000 {
+            all_ok(&service::load(addr, &["/sleep"], 8, 8).await);
+        }
+    });
+    let mut seen = 0;
+    let mut last = String::new();
+    for _ in 0..20 {
+        let (status, text) = get(addr, "/debug/pprof/goroutine?debug=1");
+        last = text.clone();
+        assert_eq!(status, 200, "{text}");
+        assert!(!text.contains("tokio tasks are not listed"), "{text}");
+        // Groups of tasks: `N @ ...`, labels with tokio_task_id, frames.
+        seen = text
+            .split("\n\n")
+            .filter(|g| g.contains("tokio_task_id") && g.contains("sleep_handler"))
+            .map(|g| g.split(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum::<usize>();
+        if seen > 0 {
+            let (_, dump) = get(addr, "/debug/pprof/goroutine?debug=2");
+            assert!(dump.contains("tokio task "), "{dump}");
+            assert!(dump.contains("sleep_handler"), "{dump}");
+            let (_, _, body) = common::http_get_close(addr, "/debug/pprof/goroutine");
+            let p = Profile::decode(&body).unwrap();
+            assert!(
+                p.samples.iter().any(|s| {
+                    s.labels.iter().any(|l| l.key == "tokio_task_id")
+                        && p.stack_names(s).iter().any(|n| n.contains("sleep_handler"))
+                }),
+                "no task sample in sleep_handler"
+            );
+            break;
+        }
+    }
+    println!("{seen} tasks suspended in sleep_handler in one dump");
+    load.abort();
+    assert!(
+        seen > 0,
+        "no task in sleep_handler in 20 dumps; the last:\n{last}"
+    );
+}
+
+/// Without the cfg, the goroutine profile says how to list tasks (tokio runs here).
+#[cfg(not(tokio_unstable))]
+#[test]
+fn without_task_dumps_the_goroutine_profile_says_how_to_list_tasks() {
+    let _s = common::serial();
+    let (_rt, addr) = start();
+    let (status, text) = get(addr, "/debug/pprof/goroutine?debug=1");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("tokio tasks are not listed: build with RUSTFLAGS=\"--cfg tokio_unstable\""),
+        "{text}"
+    );
+}

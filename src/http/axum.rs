@@ -34,6 +34,10 @@
 //!   drops the request's future; that tells the running profile to stop (within 100 ms),
 //!   so the next `profile?seconds=N` does not find the CPU profiler busy.
 //!
+//! - **Tasks.** Built inside a tokio runtime, the router registers it
+//!   ([`crate::runtime::tasks::register`]): with `--cfg tokio_unstable`, `goroutine`
+//!   lists its tasks' await points.
+//!
 //! The router is a `tower::Service` too (`axum::Router`), so hyper or tonic servers can
 //! mount it through their tower integration.
 
@@ -121,6 +125,10 @@ impl RouterBuilder {
     /// The router: `/debug/pprof`, `/debug/pprof/` and everything below it.
     pub fn build<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         super::heap_sampling_by_default();
+        // The goroutine profile lists this runtime's tasks (with tokio's task dumps).
+        if let Ok(handle) = ::tokio::runtime::Handle::try_current() {
+            crate::runtime::tasks::register(handle);
+        }
         let config = Arc::new(Config {
             token: self.token,
             trust_peers: self.trust_peers,

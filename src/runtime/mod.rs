@@ -9,6 +9,9 @@ pub mod cpu;
 pub mod heap;
 pub mod mutex;
 pub mod symbols;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tasks;
 #[cfg(feature = "threadcreate")]
 #[cfg_attr(docsrs, doc(cfg(feature = "threadcreate")))]
 pub mod threadcreate;

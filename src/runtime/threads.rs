@@ -143,10 +143,27 @@ pub struct Thread {
     pub pause: Option<Duration>,
 }
 
+/// One tokio task of a [`Snapshot`]: where it is suspended (see [`super::tasks`]).
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// tokio's task id.
+    pub id: u64,
+    /// The stack of its last poll, innermost first: the await point it is suspended at,
+    /// then the async functions awaiting it.
+    pub frames: Vec<Frame>,
+}
+
+/// What responses say when tokio tasks are not listed but tokio is running.
+pub(crate) const TASKS_OFF: &str = "tokio tasks are not listed: build with RUSTFLAGS=\"--cfg tokio_unstable\" and profile-guard's feature `tokio` (tokio's task dumps are unstable), and register the runtime with profile::runtime::tasks::register(Handle::current())";
+
 /// Every thread's stack at one moment: a `goroutine/count` profile plus the details.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub(crate) threads: Vec<Thread>,
+    pub(crate) tasks: Vec<Task>,
+    /// Why tokio's tasks are not listed, when tokio runs here.
+    pub(crate) tasks_note: Option<String>,
     pub(crate) profile: Profile,
     pub(crate) capture_time: Duration,
 }
@@ -155,6 +172,16 @@ impl Snapshot {
     /// The threads, by id.
     pub fn threads(&self) -> &[Thread] {
         &self.threads
+    }
+
+    /// The tokio tasks (empty unless task dumps are on: see [`super::tasks`]).
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// Why tokio tasks are not listed although tokio worker threads run, if so.
+    pub fn tasks_note(&self) -> Option<&str> {
+        self.tasks_note.as_deref()
     }
 
     /// The profile: sample type `goroutine/count`; threads with the same stack and name
@@ -180,7 +207,11 @@ impl Snapshot {
     /// (and thread name) with its count, most frequent first, its addresses, and one
     /// `#` line per frame (address, function, file:line).
     pub fn write_counts<W: Write>(&self, mut w: W) -> io::Result<()> {
-        writeln!(w, "goroutine profile: total {}", self.threads.len())?;
+        writeln!(
+            w,
+            "goroutine profile: total {}",
+            self.threads.len() + self.tasks.len()
+        )?;
         let mut groups: Vec<(Vec<u64>, &str, Vec<&Thread>)> = Vec::new();
         for t in &self.threads {
             let pcs = addresses(t);
@@ -223,17 +254,32 @@ impl Snapshot {
             if let Some(why) = first.missing {
                 writeln!(w, "#\tstack not captured: {why}")?;
             }
-            for f in &first.frames {
-                writeln!(
-                    w,
-                    "#\t{:#x}\t{}\t{}:{}",
-                    f.profile_address,
-                    function_or_unknown(f),
-                    f.file,
-                    f.line
-                )?;
+            write_frames(&mut w, &first.frames)?;
+            writeln!(w)?;
+        }
+        // Tasks with the same await-point stack, most frequent first.
+        let mut groups: Vec<(Vec<u64>, Vec<&Task>)> = Vec::new();
+        for t in &self.tasks {
+            let pcs = task_addresses(t);
+            match groups.iter_mut().find(|(p, _)| *p == pcs) {
+                Some(g) => g.1.push(t),
+                None => groups.push((pcs, vec![t])),
+            }
+        }
+        groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
+        for (pcs, tasks) in groups.iter().filter(|(pcs, _)| !pcs.is_empty()) {
+            write!(w, "{} @", tasks.len())?;
+            for pc in pcs {
+                write!(w, " {pc:#x}")?;
             }
             writeln!(w)?;
+            let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+            writeln!(w, "# labels: {{\"tokio_task_id\":\"{}\"}}", ids.join(" "))?;
+            write_frames(&mut w, &tasks[0].frames)?;
+            writeln!(w)?;
+        }
+        if let Some(note) = &self.tasks_note {
+            writeln!(w, "# {note}")?;
         }
         Ok(())
     }
@@ -267,6 +313,21 @@ impl Snapshot {
             }
             writeln!(w)?;
         }
+        for t in &self.tasks {
+            writeln!(w, "tokio task {} [suspended]:", t.id)?;
+            for f in &t.frames {
+                writeln!(w, "{}", function_or_unknown(f))?;
+                if f.file.is_empty() {
+                    writeln!(w, "\t{:#x}", f.address)?;
+                } else {
+                    writeln!(w, "\t{}:{}", f.file, f.line)?;
+                }
+            }
+            writeln!(w)?;
+        }
+        if let Some(note) = &self.tasks_note {
+            writeln!(w, "{note}")?;
+        }
         Ok(())
     }
 }
@@ -279,6 +340,28 @@ fn function_or_unknown(f: &Frame) -> &str {
     }
 }
 
+/// `#` lines of a stack's frames: address, function, file:line.
+fn write_frames<W: Write>(w: &mut W, frames: &[Frame]) -> io::Result<()> {
+    for f in frames {
+        writeln!(
+            w,
+            "#\t{:#x}\t{}\t{}:{}",
+            f.profile_address,
+            function_or_unknown(f),
+            f.file,
+            f.line
+        )?;
+    }
+    Ok(())
+}
+
+/// The distinct addresses of a task's stack.
+fn task_addresses(t: &Task) -> Vec<u64> {
+    let mut pcs: Vec<u64> = t.frames.iter().map(|f| f.profile_address).collect();
+    pcs.dedup();
+    pcs
+}
+
 /// The distinct addresses of a thread's stack (inlined frames share one).
 fn addresses(t: &Thread) -> Vec<u64> {
     let mut pcs: Vec<u64> = t.frames.iter().map(|f| f.profile_address).collect();
@@ -289,6 +372,7 @@ fn addresses(t: &Thread) -> Vec<u64> {
 /// Symbolizes the captured stacks and groups them into the `goroutine/count` profile.
 fn build(
     captured: Vec<sys::threads::Captured>,
+    raw_tasks: (Vec<(u64, Vec<u64>)>, Option<String>),
     capture_time: Duration,
     symbolizer: &mut dyn Resolve,
 ) -> Result<Snapshot, Error> {
@@ -332,6 +416,15 @@ fn build(
         });
         ids.push(t.id);
     }
+    // Tasks' frames, symbolized before the builder borrows the symbolizer.
+    let (raw, note) = raw_tasks;
+    let tasks: Vec<Task> = raw
+        .iter()
+        .map(|(id, pcs)| Task {
+            id: *id,
+            frames: frames(symbolizer, pcs, false),
+        })
+        .collect();
     let mut b = ProfileBuilder::new(symbolizer, vec![ValueType::new("goroutine", "count")]);
     for (key, leaf_exact) in order {
         let ids = &groups[&key];
@@ -348,13 +441,45 @@ fn build(
         }));
         b.add(key.0, leaf_exact, &[ids.len() as i64], labels);
     }
+    // tokio's tasks: one sample per await-point stack, a `tokio_task_id` per task.
+    let mut by_stack: Vec<(&[u64], Vec<u64>)> = Vec::new();
+    for (id, pcs) in raw.iter().filter(|(_, pcs)| !pcs.is_empty()) {
+        match by_stack.iter_mut().find(|(p, _)| *p == pcs.as_slice()) {
+            Some(g) => g.1.push(*id),
+            None => by_stack.push((pcs, vec![*id])),
+        }
+    }
+    for (pcs, ids) in &by_stack {
+        let labels = ids
+            .iter()
+            .map(|&id| Label {
+                key: "tokio_task_id".into(),
+                value: LabelValue::Num {
+                    value: i64::try_from(id).unwrap_or(i64::MAX),
+                    unit: String::new(),
+                },
+            })
+            .collect();
+        b.add(pcs, false, &[ids.len() as i64], labels);
+    }
+    // Why tasks are missing: said where tokio runs (its worker threads' names) or where
+    // some were listed.
+    let tokio = threads
+        .iter()
+        .any(|t| t.name.starts_with("tokio-rt-worker") || t.name.starts_with("tokio-runtime"));
+    let tasks_note = note.filter(|_| tokio || !tasks.is_empty());
     let header = b.header();
+    if let Some(note) = &tasks_note {
+        header.comments.push(format!("profile: {note}"));
+    }
     header.period_type = Some(ValueType::new("goroutine", "count"));
     header.period = 1;
     header.time_nanos = crate::profile::builder::now_nanos();
     let profile = b.finish();
     Ok(Snapshot {
         threads,
+        tasks,
+        tasks_note,
         profile,
         capture_time,
     })
@@ -434,8 +559,15 @@ pub fn snapshot() -> Result<Snapshot, Error> {
 /// of a loaded machine).
 pub fn snapshot_within(per_thread: Duration, total: Duration) -> Result<Snapshot, Error> {
     let (captured, capture_time) = sys::threads::capture(total, per_thread)?;
+    #[cfg(feature = "tokio")]
+    let tasks = {
+        let (raw, note) = super::tasks::capture();
+        (raw.into_iter().map(|t| (t.id, t.pcs)).collect(), note)
+    };
+    #[cfg(not(feature = "tokio"))]
+    let tasks = (Vec::new(), Some(TASKS_OFF.to_owned()));
     sys::with_symbolizer("thread dumps", |symbolizer| {
-        build(captured, capture_time, symbolizer)
+        build(captured, tasks, capture_time, symbolizer)
     })
 }
 

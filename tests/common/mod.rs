@@ -259,6 +259,15 @@ pub fn http_request(addr: std::net::SocketAddr, raw: &str) -> (u16, String, Vec<
     (status, head, out[split + 4..].to_vec())
 }
 
+/// `GET target` from `addr`, asking the server to close the connection after (hyper
+/// keeps it open otherwise).
+pub fn http_get_close(addr: std::net::SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
+    http_request(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
 /// `GET target` from `addr`.
 pub fn http_get(addr: std::net::SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
     http_request(addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
