@@ -300,14 +300,7 @@ impl Snapshot {
                 Some(why) => writeln!(w, " stack not captured: {why}")?,
                 None => writeln!(w)?,
             }
-            for f in &t.frames {
-                writeln!(w, "{}", function_or_unknown(f))?;
-                if f.file.is_empty() {
-                    writeln!(w, "\t{:#x}", f.address)?;
-                } else {
-                    writeln!(w, "\t{}:{}", f.file, f.line)?;
-                }
-            }
+            write_dump_frames(&mut w, &t.frames)?;
             if t.missing.is_none() && !t.complete {
                 writeln!(w, "...further frames could not be walked")?;
             }
@@ -315,14 +308,7 @@ impl Snapshot {
         }
         for t in &self.tasks {
             writeln!(w, "tokio task {} [suspended]:", t.id)?;
-            for f in &t.frames {
-                writeln!(w, "{}", function_or_unknown(f))?;
-                if f.file.is_empty() {
-                    writeln!(w, "\t{:#x}", f.address)?;
-                } else {
-                    writeln!(w, "\t{}:{}", f.file, f.line)?;
-                }
-            }
+            write_dump_frames(&mut w, &t.frames)?;
             writeln!(w)?;
         }
         if let Some(note) = &self.tasks_note {
@@ -338,6 +324,20 @@ fn function_or_unknown(f: &Frame) -> &str {
     } else {
         &f.function
     }
+}
+
+/// A stack in the full dump: each frame's function and, indented, its file:line (or its
+/// address without debug info).
+fn write_dump_frames<W: Write>(w: &mut W, frames: &[Frame]) -> io::Result<()> {
+    for f in frames {
+        writeln!(w, "{}", function_or_unknown(f))?;
+        if f.file.is_empty() {
+            writeln!(w, "\t{:#x}", f.address)?;
+        } else {
+            writeln!(w, "\t{}:{}", f.file, f.line)?;
+        }
+    }
+    Ok(())
 }
 
 /// `#` lines of a stack's frames: address, function, file:line.
