@@ -2,7 +2,7 @@
 //! line, labels on its handlers.
 //!
 //! ```text
-//! cargo run --release --features axum --example axum_service -- --load 2000
+//! cargo run --release --features axum --example axum_service -- --load 2000   # ~15 s of load
 //! go tool pprof -tagfocus http.route=/cpu/heavy http://127.0.0.1:3000/debug/pprof/profile?seconds=10
 //! go tool pprof http://127.0.0.1:3000/debug/pprof/block      # the awaited sleeps, the lock waits
 //! ```
