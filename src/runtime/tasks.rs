@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// How to turn task dumps on (what responses say when they are off).
-pub const HOW_TO_ENABLE: &str = super::threads::TASKS_OFF;
+pub const HOW_TO_ENABLE: &str = super::shared::TASKS_OFF;
 
 /// The longest a snapshot waits for one runtime's task dump.
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(5);

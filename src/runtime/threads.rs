@@ -154,9 +154,6 @@ pub struct Task {
     pub frames: Vec<Frame>,
 }
 
-/// What responses say when tokio tasks are not listed but tokio is running.
-pub(crate) const TASKS_OFF: &str = "tokio tasks are not listed: build with RUSTFLAGS=\"--cfg tokio_unstable\" and profile-guard's feature `tokio` (tokio's task dumps are unstable), and register the runtime with profile::runtime::tasks::register(Handle::current())";
-
 /// Every thread's stack at one moment: a `goroutine/count` profile plus the details.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -565,7 +562,7 @@ pub fn snapshot_within(per_thread: Duration, total: Duration) -> Result<Snapshot
         (raw.into_iter().map(|t| (t.id, t.pcs)).collect(), note)
     };
     #[cfg(not(feature = "tokio"))]
-    let tasks = (Vec::new(), Some(TASKS_OFF.to_owned()));
+    let tasks = (Vec::new(), Some(super::shared::TASKS_OFF.to_owned()));
     sys::with_symbolizer("thread dumps", |symbolizer| {
         build(captured, tasks, capture_time, symbolizer)
     })
