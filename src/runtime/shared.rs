@@ -69,6 +69,9 @@ pub fn cmdline() -> Vec<String> {
         .collect()
 }
 
+/// What responses say when tokio tasks are not listed but tokio is running.
+pub(crate) const TASKS_OFF: &str = "tokio tasks are not listed: build with RUSTFLAGS=\"--cfg tokio_unstable\" and profile-guard's feature `tokio` (tokio's task dumps are unstable), and register the runtime with profile::runtime::tasks::register(Handle::current())";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -84,6 +87,3 @@ mod tests {
         assert_eq!(args.len(), std::env::args_os().count());
     }
 }
-
-/// What responses say when tokio tasks are not listed but tokio is running.
-pub(crate) const TASKS_OFF: &str = "tokio tasks are not listed: build with RUSTFLAGS=\"--cfg tokio_unstable\" and profile-guard's feature `tokio` (tokio's task dumps are unstable), and register the runtime with profile::runtime::tasks::register(Handle::current())";
