@@ -217,6 +217,12 @@
 //! - `http` (off by default): [`http`] serves `/debug/pprof/*` as Go's `net/http/pprof`
 //!   does (`http::serve("127.0.0.1:6060")`), or mounts the endpoints in any framework
 //!   (`http::handle`).
+//! - `axum` (off by default; includes `http` and `tokio`): [`http::axum`] mounts every
+//!   endpoint in an axum application with one `Router::merge`, and labels handlers by
+//!   route.
+//! - `tokio` (off by default): [`sync::tokio`]'s async locks with tokio's API feeding the
+//!   mutex and block profiles; tokio tasks in goroutine profiles (`runtime::tasks`) when
+//!   the application is built with `--cfg tokio_unstable`.
 //! - `trace` (off by default): execution traces ([`trace`], `.trace()`): `tracing` spans
 //!   and events per thread plus CPU samples, as Chrome trace-event JSON for
 //!   ui.perfetto.dev.
