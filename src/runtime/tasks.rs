@@ -17,8 +17,16 @@
 //! ```
 //!
 //! Taking a dump pauses the runtime's workers and re-polls every task in a tracing mode
-//! (tokio's `Handle::dump`): milliseconds for thousands of tasks, and a worker blocked in
-//! synchronous code delays it; the snapshot waits at most [`DUMP_TIMEOUT`] per runtime.
+//! (tokio's `Handle::dump`); the snapshot waits at most [`DUMP_TIMEOUT`] per runtime, and
+//! never starts a second dump of a runtime while one of its own is still running.
+//!
+//! **Caution**: tokio documents that a dump may never finish when a worker is blocked in
+//! synchronous code, and a dump that does not finish holds the other workers in its
+//! barrier: the runtime stops. We saw it here once, on a machine with four busy loops,
+//! during a load that blocked workers on contended std-API locks (`tests/axum_service.rs`
+//! under `--cfg tokio_unstable`): one worker waited in tokio's `trace_core` barrier for
+//! good. Turn task dumps on only where workers do not block, and never on a service whose
+//! availability matters more than its goroutine profile.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -94,6 +102,9 @@ pub(crate) fn capture() -> (Vec<RawTask>, Option<String>) {
 mod dump {
     use super::{DUMP_TIMEOUT, HANDLES, MAX_TASKS, RawTask};
 
+    /// Runtimes with a dump of ours under way.
+    static IN_FLIGHT: std::sync::Mutex<Vec<tokio::runtime::Id>> = std::sync::Mutex::new(Vec::new());
+
     pub(super) fn capture() -> (Vec<RawTask>, Option<String>) {
         let mut handles: Vec<tokio::runtime::Handle> =
             HANDLES.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -114,13 +125,32 @@ mod dump {
         let mut tasks = Vec::new();
         let mut problems = Vec::new();
         for h in handles {
+            // One dump per runtime at a time: a dump this function gave up waiting for may
+            // still be running, and another beside it is asking for trouble (see the
+            // module docs).
+            let id = h.id();
+            {
+                let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+                if in_flight.contains(&id) {
+                    problems.push(format!(
+                        "runtime {id}: the previous task dump has not finished (a worker blocked in synchronous code?)"
+                    ));
+                    continue;
+                }
+                in_flight.push(id);
+            }
             // The dump is requested from a task of the runtime itself (what a
             // current-thread runtime requires), and handed back to this thread, which
             // resolves it: that is slow, and not for a worker.
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let inner = h.clone();
             h.spawn(async move {
-                let _ = tx.send(inner.dump().await);
+                let dump = inner.dump().await;
+                IN_FLIGHT
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|r| *r != inner.id());
+                let _ = tx.send(dump);
             });
             match rx.recv_timeout(DUMP_TIMEOUT) {
                 Ok(dump) => {
