@@ -204,10 +204,7 @@ fn heap_sampling_is_on_by_default_and_sees_the_allocating_handler() {
 /// Sends a request for `target` and reads the response head and body (Connection: close:
 /// hyper keeps a connection open otherwise).
 fn get(addr: SocketAddr, target: &str) -> (u16, String) {
-    let (status, _, body) = common::http_request(
-        addr,
-        &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    );
+    let (status, _, body) = common::http_get_close(addr, target);
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 

@@ -51,7 +51,7 @@ use ::axum::extract::{ConnectInfo, Request, State};
 use ::axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use ::axum::response::IntoResponse;
 
-use super::{DEFAULT_MAX_SECONDS, Endpoints, Response};
+use super::{Endpoints, Response};
 
 /// The largest request body read (only `/symbol` has one).
 const MAX_BODY: usize = 64 * 1024;
@@ -143,9 +143,6 @@ impl RouterBuilder {
     }
 }
 
-/// The default `seconds` cap, for the docs' sake.
-const _: () = assert!(DEFAULT_MAX_SECONDS == 300);
-
 /// Sets the flag when dropped: the request's future went away (the client disconnected)
 /// or finished.
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -159,18 +156,11 @@ impl Drop for CancelOnDrop {
 /// Whether the request may be served: None, or the refusal.
 fn refusal(config: &Config, request: &Request) -> Option<Response> {
     if let Some(token) = &config.token {
-        let expected = format!("Bearer {token}");
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
-        if given != Some(expected.as_str()) {
-            let mut r = Response::error(401, "missing or wrong bearer token");
-            r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
-            return Some(r);
-        }
-        return None;
+            .and_then(|v| v.to_str().ok());
+        return super::bearer_refusal(token, given);
     }
     if config.trust_peers {
         return None;

@@ -143,6 +143,18 @@ pub fn handle(request: &Request) -> Response {
     Endpoints::default().handle(request)
 }
 
+/// The 401 for a request whose `Authorization` header is not `Bearer <token>` (the
+/// built-in server and the axum router alike); None when it is.
+pub(crate) fn bearer_refusal(token: &str, authorization: Option<&str>) -> Option<Response> {
+    let expected = format!("Bearer {token}");
+    if authorization.map(str::trim) == Some(expected.as_str()) {
+        return None;
+    }
+    let mut r = Response::error(401, "missing or wrong bearer token");
+    r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
+    Some(r)
+}
+
 /// Go samples the heap by default (`runtime.MemProfileRate` = 512 KiB): so do the
 /// endpoints, once, when the allocator wrapper is installed and no code ever set a rate
 /// (a rate set to 0 on purpose stays 0). Called when a server starts or a router is made,

@@ -400,13 +400,10 @@ fn serve_request(stream: &mut TcpStream, shared: &Shared, id: u64) -> io::Result
     };
     // The token is checked as soon as the head is in: an unauthorised client's body is
     // never waited for.
-    if let Some(token) = &config.token {
-        let expected = format!("Bearer {token}");
-        if authorization.as_deref().map(str::trim) != Some(expected.as_str()) {
-            let mut r = Response::error(401, "missing or wrong bearer token");
-            r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
-            return write_response(stream, &r, method != "HEAD");
-        }
+    if let Some(token) = &config.token
+        && let Some(r) = super::bearer_refusal(token, authorization.as_deref())
+    {
+        return write_response(stream, &r, method != "HEAD");
     }
     if content_length > MAX_BODY {
         let r = Response::error(413, &format!("request body over {MAX_BODY} bytes"));

@@ -98,7 +98,7 @@ impl Waits {
 
     /// Waits for the lock with `acquire`, timing the wait when profiling wants it.
     #[cold]
-    fn contended<G>(&self, acquire: impl FnOnce() -> Option<G>) -> Option<G> {
+    pub(super) fn contended<G>(&self, acquire: impl FnOnce() -> Option<G>) -> Option<G> {
         if !contention::enabled() {
             return acquire();
         }

@@ -136,18 +136,11 @@ impl<T: ?Sized> Mutex<T> {
     pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
         let inner = match self.inner.try_lock() {
             Ok(g) => g,
-            Err(_) if !contention::enabled() => self.inner.blocking_lock(),
-            Err(_) => {
-                let t0 = now_ns();
-                self.waits.arrive(t0);
-                let waiting = Waiting {
-                    waits: &self.waits,
-                    t0,
-                };
-                let g = self.inner.blocking_lock();
-                waiting.done();
-                g
-            }
+            // The synchronous locks' timed wait (an untimed blocking_lock always succeeds).
+            Err(_) => match self.waits.contended(|| Some(self.inner.blocking_lock())) {
+                Some(g) => g,
+                None => unreachable!("blocking_lock always returns the guard"),
+            },
         };
         MutexGuard {
             waits: &self.waits,
