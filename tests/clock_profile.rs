@@ -262,3 +262,51 @@ fn clock_samples_carry_the_labels_of_closures_and_futures() {
         );
     }
 }
+
+/// Cuts of a running clock profiler (continuous profiling): a thread that exists
+/// throughout is in every cut, and its time over the cuts and the final stop adds up to
+/// the time sampled (each round is in one cut only).
+#[test]
+fn cuts_of_a_running_clock_profiler_add_up_to_the_time_sampled() {
+    let _serial = common::serial();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sleeper = {
+        let stop = stop.clone();
+        thread::Builder::new()
+            .name("t-sleeper".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    nap(Duration::from_millis(5));
+                }
+            })
+            .unwrap()
+    };
+    let mut profiler = profile::runtime::clock::start(99).unwrap();
+    let mut cuts = Vec::new();
+    for _ in 0..12 {
+        thread::sleep(Duration::from_millis(100));
+        cuts.push(profiler.cut().unwrap());
+    }
+    cuts.push(profiler.stop().unwrap());
+    stop.store(true, Ordering::Relaxed);
+    sleeper.join().unwrap();
+    let window: i64 = cuts.iter().map(|p| p.duration_nanos).sum();
+    let mut sleeper_time = 0i64;
+    for p in &cuts {
+        let t = p.sample_type_index("time").unwrap();
+        let mine: i64 = p
+            .samples
+            .iter()
+            .filter(|s| is_thread(p, s, "t-sleeper"))
+            .map(|s| s.values[t])
+            .sum();
+        sleeper_time += mine;
+    }
+    let ratio = sleeper_time as f64 / window as f64;
+    println!("t-sleeper: {sleeper_time} ns over cuts covering {window} ns: {ratio:.3}");
+    assert!((0.85..=1.05).contains(&ratio), "ratio {ratio:.3}");
+    for pair in cuts.windows(2) {
+        let gap = (pair[1].time_nanos - (pair[0].time_nanos + pair[0].duration_nanos)).abs();
+        assert!(gap < 5_000_000, "cuts {gap} ns apart");
+    }
+}

@@ -172,3 +172,46 @@ fn short_lived_threads_are_sampled_in_proportion() {
     // (docs/performance.md).
     assert!((0.85..=1.1).contains(&ratio), "ratio {ratio:.3}");
 }
+
+/// Continuous profiling cuts the running sampler every interval: the cuts and the final
+/// stop together must hold the CPU the process used (±5%, the bar above), each cut its
+/// own interval (each starts where the previous ended).
+#[test]
+fn cuts_of_a_running_sampler_lose_nothing_and_count_nothing_twice() {
+    let _serial = common::serial();
+    let mut profiler = profile::runtime::cpu::start(250).unwrap();
+    let before = process_cpu();
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            thread::Builder::new()
+                .name(format!("busy-{i}"))
+                .spawn(move || common::busy_loop(Duration::from_millis(1500)))
+                .unwrap()
+        })
+        .collect();
+    let mut cuts = Vec::new();
+    while workers.iter().any(|w| !w.is_finished()) {
+        thread::sleep(Duration::from_millis(20));
+        cuts.push(profiler.cut().unwrap());
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    let used = process_cpu() - before;
+    cuts.push(profiler.stop().unwrap());
+    let sampled: i64 = cuts.iter().map(|p| p.total("cpu")).sum();
+    let ratio = sampled as f64 / used.as_nanos() as f64;
+    println!(
+        "{} cuts: sampled {:.3} s of {:.3} s CPU: ratio {ratio:.3}",
+        cuts.len(),
+        sampled as f64 / 1e9,
+        used.as_secs_f64()
+    );
+    assert!(cuts.len() > 5, "only {} cuts", cuts.len());
+    assert!((0.95..=1.05).contains(&ratio), "ratio {ratio:.3}");
+    for pair in cuts.windows(2) {
+        let end = pair[0].time_nanos + pair[0].duration_nanos;
+        let gap = (pair[1].time_nanos - end).abs();
+        assert!(gap < 5_000_000, "cuts {gap} ns apart");
+    }
+}

@@ -123,6 +123,25 @@ impl ClockProfiler {
         stats()
     }
 
+    /// The profile of the rounds taken since the start or the previous cut, while
+    /// sampling goes on (as [`crate::runtime::cpu::CpuProfiler::cut`]): each round is in
+    /// exactly one cut.
+    ///
+    /// Errors: [`Error::ForkedChild`] in a `fork()` child, [`Error::System`] if the
+    /// sampler's thread has ended.
+    pub fn cut(&mut self) -> Result<Profile, Error> {
+        super::shared::check_same_process(self.pid, ProfileKind::Clock)?;
+        match &mut self.sampler {
+            Some(s) => {
+                let recorded = s.cut()?;
+                sys::with_symbolizer("wall-clock profiling", |symbolizer| {
+                    Ok(build(&recorded, symbolizer))
+                })
+            }
+            None => Ok(Profile::default()),
+        }
+    }
+
     /// Stops sampling and returns the symbolized profile.
     ///
     /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the

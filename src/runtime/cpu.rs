@@ -147,6 +147,23 @@ impl CpuProfiler {
         }
     }
 
+    /// The profile of the samples taken since the start or the previous cut, while
+    /// sampling goes on: for continuous profiling (`profile::push` uploads one cut per
+    /// interval). No sample is lost or counted twice between two cuts; each cut's
+    /// `time_nanos` and `duration_nanos` are its own interval. CPU a thread used after its
+    /// latest signal is counted when the thread exits or sampling stops, in the cut of
+    /// that moment.
+    ///
+    /// Errors: [`Error::ForkedChild`] in a `fork()` child, [`Error::System`] if the
+    /// sampler's thread has ended.
+    pub fn cut(&mut self) -> Result<Profile, Error> {
+        super::shared::check_same_process(self.pid, ProfileKind::Cpu)?;
+        match &mut self.sampler {
+            Some(s) => s.cut(),
+            None => Ok(Profile::default()),
+        }
+    }
+
     /// Stops sampling and returns the symbolized profile.
     ///
     /// In a `fork()` child of the process that started it: [`Error::ForkedChild`] (the

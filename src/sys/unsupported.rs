@@ -47,6 +47,12 @@ pub(crate) mod cpu {
 
         pub(crate) fn discard(self) {}
 
+        pub(crate) fn cut(&mut self) -> Result<Profile, Error> {
+            Err(Error::Unsupported {
+                what: "CPU profiling",
+            })
+        }
+
         pub(crate) fn stop(self) -> Result<Profile, Error> {
             Err(Error::Unsupported {
                 what: "CPU profiling",
@@ -256,6 +262,12 @@ pub(crate) mod clock {
         }
 
         pub(crate) fn discard(self) {}
+
+        pub(crate) fn cut(&mut self) -> Result<Recorded, Error> {
+            Err(Error::Unsupported {
+                what: "wall-clock profiling",
+            })
+        }
 
         pub(crate) fn stop(self) -> Result<Recorded, Error> {
             Err(Error::Unsupported {

@@ -50,9 +50,17 @@ pub(crate) static ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::Atom
 pub(crate) static LATE_ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 pub(crate) static MISSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// What the sampler thread is told.
+enum Command {
+    /// Stop (also when the sender is dropped).
+    Stop,
+    /// Hand over what was collected since the start or the previous cut, keep sampling.
+    Cut(mpsc::Sender<Collected>),
+}
+
 /// A running sampler thread.
 pub(crate) struct Sampler {
-    stop: mpsc::Sender<()>,
+    stop: mpsc::Sender<Command>,
     thread: JoinHandle<Collected>,
     hz: u32,
     started: Instant,
@@ -81,14 +89,39 @@ impl Sampler {
         })
     }
 
+    /// What was collected since the start or the previous cut; sampling goes on. The
+    /// sampler thread hands its table over between two rounds: each round is in exactly
+    /// one cut.
+    pub(crate) fn cut(&mut self) -> Result<Recorded, Error> {
+        let gone = || {
+            Error::system(
+                "cutting the wall-clock profile",
+                std::io::Error::other("the profile-clock thread has ended"),
+            )
+        };
+        let (tx, rx) = mpsc::channel();
+        self.stop.send(Command::Cut(tx)).map_err(|_| gone())?;
+        let collected = rx.recv().map_err(|_| gone())?;
+        let now = Instant::now();
+        let recorded = Recorded {
+            collected,
+            hz: self.hz,
+            start_nanos: self.start_nanos,
+            duration: now.duration_since(self.started),
+        };
+        self.started = now;
+        self.start_nanos = now_nanos();
+        Ok(recorded)
+    }
+
     /// Stops the thread and drops what it collected.
     pub(crate) fn discard(self) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Command::Stop);
         let _ = self.thread.join();
     }
 
     pub(crate) fn stop(self) -> Result<Recorded, Error> {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Command::Stop);
         let duration = self.started.elapsed();
         let collected = self.thread.join().unwrap_or_default();
         Ok(Recorded {
@@ -101,7 +134,7 @@ impl Sampler {
 }
 
 /// The sampler thread's loop: one round per period until told to stop.
-fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
+fn run(stop: &mpsc::Receiver<Command>, period: Duration) -> Collected {
     let _own = tasks::register_own();
     let _untracked = super::untracked::Untracked::new();
     let mut c = Collected::default();
@@ -119,7 +152,19 @@ fn run(stop: &mpsc::Receiver<()>, period: Duration) -> Collected {
     loop {
         match stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return c,
+            Ok(Command::Cut(reply)) => {
+                // Names stay known (a thread's name is read once a second at most).
+                let names = c.names.clone();
+                let _ = reply.send(std::mem::replace(
+                    &mut c,
+                    Collected {
+                        names,
+                        ..Collected::default()
+                    },
+                ));
+                continue;
+            }
+            Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return c,
         }
         let now = Instant::now();
         // A busy machine starts rounds late (the sampler waits for a CPU), and then more

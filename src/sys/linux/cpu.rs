@@ -134,6 +134,19 @@ pub(crate) struct TimedSample {
 const TIMELINE_LIMIT: usize = 200_000;
 
 impl Collected {
+    /// What a cut hands over: the samples and tails counted so far. What the next cut
+    /// needs stays (each thread's latest key, the process-timer weights, the carry).
+    fn take_cut(&mut self) -> Collected {
+        let tail_nanos = std::mem::take(&mut self.tail_nanos);
+        Collected {
+            samples: std::mem::take(&mut self.samples),
+            threads_timed: self.threads_timed,
+            timer_failures: self.timer_failures,
+            tail_nanos,
+            ..Collected::default()
+        }
+    }
+
     fn add(&mut self, s: &cpu_signal::Sample) {
         // SAFETY: the sample's label reference (from acquire_current), taken over once.
         let labels = unsafe { labels::take(s.labels) };
@@ -551,14 +564,24 @@ fn restore_handler(previous: &Previous) {
     unsafe { libc::sigaction(libc::SIGPROF, &previous.0, std::ptr::null_mut()) };
 }
 
+/// What the manager thread is told.
+enum Command {
+    /// Stop sampling (also when the sender is dropped).
+    Stop,
+    /// Hand over what was collected since the start or the previous cut, keep sampling.
+    Cut(mpsc::Sender<Collected>),
+}
+
 /// A running CPU sampler.
 pub(crate) struct Sampler {
-    stop: mpsc::Sender<()>,
+    stop: mpsc::Sender<Command>,
     thread: JoinHandle<Collected>,
     previous: Previous,
     hz: u32,
     started: Instant,
     start_nanos: i64,
+    /// The handler's counters at the previous cut (a cut's lost samples are its own).
+    at_cut: Counters,
 }
 
 impl Sampler {
@@ -632,12 +655,36 @@ impl Sampler {
             hz,
             started: Instant::now(),
             start_nanos: now_nanos(),
+            at_cut: Counters::default(),
         })
+    }
+
+    /// The profile of the samples taken since the start or the previous cut; sampling
+    /// goes on. Every sample is in exactly one cut (or in the final `stop`): the manager
+    /// drains the ring and hands its table over between two drains, and what the
+    /// handlers write meanwhile goes to the next cut.
+    pub(crate) fn cut(&mut self) -> Result<Profile, Error> {
+        let gone = || {
+            Error::system(
+                "cutting the CPU profile",
+                std::io::Error::other("the profile-cpu thread has ended"),
+            )
+        };
+        let (tx, rx) = mpsc::channel();
+        self.stop.send(Command::Cut(tx)).map_err(|_| gone())?;
+        let part = rx.recv().map_err(|_| gone())?;
+        let now = Instant::now();
+        let start_nanos = self.start_nanos;
+        let duration = now.duration_since(self.started);
+        self.started = now;
+        self.start_nanos = now_nanos();
+        let since = std::mem::replace(&mut self.at_cut, counters());
+        Ok(build(&part, self.hz, start_nanos, duration, since))
     }
 
     /// Stops sampling and drops what was collected.
     pub(crate) fn discard(self) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Command::Stop);
         let _ = self.thread.join();
         restore_handler(&self.previous);
     }
@@ -646,7 +693,7 @@ impl Sampler {
     /// innermost function) and how many did not fit in the timeline.
     #[cfg_attr(not(feature = "trace"), allow(dead_code))]
     pub(crate) fn stop_timeline(self) -> Result<(Profile, Vec<TimedSample>, u64), Error> {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Command::Stop);
         let mut collected = self.thread.join().unwrap_or_default();
         let duration = self.started.elapsed();
         restore_handler(&self.previous);
@@ -679,7 +726,7 @@ impl Sampler {
         drop(symbolizer);
         let dropped = collected.timeline_dropped;
         Ok((
-            build(&collected, self.hz, self.start_nanos, duration),
+            build(&collected, self.hz, self.start_nanos, duration, self.at_cut),
             timeline,
             dropped,
         ))
@@ -687,11 +734,17 @@ impl Sampler {
 
     /// Stops sampling and builds the profile.
     pub(crate) fn stop(self) -> Result<Profile, Error> {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Command::Stop);
         let collected = self.thread.join().unwrap_or_default();
         let duration = self.started.elapsed();
         restore_handler(&self.previous);
-        Ok(build(&collected, self.hz, self.start_nanos, duration))
+        Ok(build(
+            &collected,
+            self.hz,
+            self.start_nanos,
+            duration,
+            self.at_cut,
+        ))
     }
 }
 
@@ -742,7 +795,7 @@ fn scan(
 
 /// The manager thread: drain, scan, rebuild, until told to stop.
 fn manage(
-    stop: &mpsc::Receiver<()>,
+    stop: &mpsc::Receiver<Command>,
     mut timers: Timers,
     mut collected: Collected,
     mut template: Walker,
@@ -754,7 +807,16 @@ fn manage(
     // Until told to stop (or the sampler is gone).
     // The wait is drawn uniformly from 0.5..1.5 × SCAN_INTERVAL, so that the re-phasing
     // below does not itself keep step with a program's rhythm.
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(timers.scan_wait()) {
+    loop {
+        match stop.recv_timeout(timers.scan_wait()) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(Command::Cut(reply)) => {
+                cpu_signal::drain(|s| collected.add(s));
+                let _ = reply.send(collected.take_cut());
+                continue;
+            }
+            Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+        }
         cpu_signal::drain(|s| collected.add(s));
         if !template.is_current() {
             // Objects were loaded or unloaded: copy the module list again.
@@ -783,9 +845,20 @@ fn name_of(bytes: &[u8; 16]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration) -> Profile {
+/// The profile of `c`; `since` holds the handler's counters at the start of what `c`
+/// covers (the previous cut's), so that lost samples are counted in one profile only.
+fn build(c: &Collected, hz: u32, start_nanos: i64, duration: Duration, since: Counters) -> Profile {
     let period = 1_000_000_000 / i64::from(hz);
-    let stats = counters();
+    let now = counters();
+    let stats = Counters {
+        signals: now.signals - since.signals,
+        lost: now.lost - since.lost,
+        lost_nanos: now.lost_nanos - since.lost_nanos,
+        leaf_only: now.leaf_only - since.leaf_only,
+        handler_nanos: now.handler_nanos - since.handler_nanos,
+        frames: now.frames - since.frames,
+        handler_median_nanos: now.handler_median_nanos,
+    };
     let mut symbolizer = symbolize::shared();
     let mut b = ProfileBuilder::new(
         &mut *symbolizer,
