@@ -26,9 +26,21 @@ pub const ENV_VAR: &str = "PROFILE";
 /// }
 /// ```
 ///
+/// With the `push` feature, `PROFILE_PUSH=URL` (and the variables
+/// `crate::push::from_env` lists) also starts continuous profiling to that
+/// Pyroscope server, kept for the rest of the process: flushed when it exits (`main`
+/// returns, `std::process::exit`) and on SIGINT/SIGTERM.
+///
 /// Errors: [`Error::InvalidEnv`] naming the variable and the syntax when the value does
 /// not parse; what [`Builder::build`] returns otherwise.
 pub fn from_env() -> Result<Option<Guard>, Error> {
+    let guard = guard_from_env()?;
+    #[cfg(feature = "push")]
+    crate::push::start_from_env_for_process()?;
+    Ok(guard)
+}
+
+fn guard_from_env() -> Result<Option<Guard>, Error> {
     match std::env::var(ENV_VAR) {
         Ok(value) => from_value(&value),
         Err(std::env::VarError::NotPresent) => Ok(None),

@@ -186,6 +186,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Continuous profiling (`profile::push`) cannot start as configured: a bad server
+    /// URL, an empty application name, an interval too short, a certificate that does
+    /// not parse, a second agent.
+    #[error("profile: push: {what}")]
+    Push {
+        /// What is wrong.
+        what: String,
+    },
+
     /// This platform cannot do what was asked.
     #[error("profile: {what} is not supported on this platform (Linux only)")]
     Unsupported {

@@ -130,7 +130,7 @@ pub(crate) fn activate(
         }
     };
     if options.shutdown_hook
-        && let Err(e) = sys::hook::install(&HOOKS)
+        && let Err(e) = hold_hook()
     {
         drop(profiler.finish());
         return Err(e);
@@ -155,9 +155,33 @@ pub(crate) fn activate(
     })
 }
 
+/// How many holders (a guard, a push agent) want the shutdown hook installed.
+static HOOK_HOLDERS: Mutex<usize> = Mutex::new(0);
+
+/// Installs the shutdown hook for one more holder (the first installs it).
+pub(crate) fn hold_hook() -> Result<(), Error> {
+    let mut holders = HOOK_HOLDERS.lock();
+    if *holders == 0 {
+        sys::hook::install(&HOOKS)?;
+    }
+    *holders += 1;
+    Ok(())
+}
+
+/// One holder is done with the hook (the last removes it).
+pub(crate) fn release_hook() {
+    let mut holders = HOOK_HOLDERS.lock();
+    *holders = holders.saturating_sub(1);
+    if *holders == 0 {
+        sys::hook::remove();
+    }
+}
+
 /// Called on the hook's worker thread when SIGINT or SIGTERM arrived: write the running
-/// profile (the caller then re-delivers the signal).
+/// profile and flush a push agent (the caller then re-delivers the signal).
 fn on_shutdown_signal(signal: i32) {
+    #[cfg(feature = "push")]
+    crate::push::on_shutdown_signal();
     let session = ACTIVE.lock().clone();
     if let Some(session) = session {
         if !session.quiet {
@@ -169,6 +193,8 @@ fn on_shutdown_signal(signal: i32) {
             say(format_args!("{e}"));
         }
     }
+    // The hook's worker removes the hook after this returns: no holder has it then.
+    *HOOK_HOLDERS.lock() = 0;
 }
 
 /// Frees the slot held by `session` and removes its hook.
@@ -176,7 +202,7 @@ fn release(session: &Arc<Active>) {
     let mut active = ACTIVE.lock();
     if active.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
         if session.hook {
-            sys::hook::remove();
+            release_hook();
         }
         *active = None;
     }

@@ -198,6 +198,34 @@ pub fn with<R>(labels: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// A set published by [`enter`] until [`leave`]: for scopes that open and close in
+/// two calls (a `tracing` span's enter and exit) rather than around a closure.
+#[cfg_attr(not(feature = "push-tracing"), allow(dead_code))]
+pub(crate) struct Entered {
+    /// Keeps the published set alive while it is this thread's.
+    set: Arc<LabelSet>,
+    previous: *const LabelSet,
+}
+
+/// Publishes this thread's labels plus `labels` (merged as [`with`]) until [`leave`].
+#[cfg_attr(not(feature = "push-tracing"), allow(dead_code))]
+pub(crate) fn enter(labels: &[(String, String)]) -> Entered {
+    let set = Arc::new(merged(CURRENT.with(Cell::get), labels.iter().cloned()));
+    let restore = publish(Arc::as_ptr(&set));
+    let previous = restore.0;
+    std::mem::forget(restore); // restored by `leave`
+    Entered { set, previous }
+}
+
+/// Ends an [`enter`]: the labels from before it are this thread's again. Calls must nest
+/// (the latest `enter` left first), as span enters and exits on one thread do.
+#[cfg_attr(not(feature = "push-tracing"), allow(dead_code))]
+pub(crate) fn leave(entered: Entered) {
+    drop(Restore(entered.previous));
+    // The signal handler holds its own references: the set may go now.
+    drop(entered.set);
+}
+
 /// This thread's current labels, sorted by key.
 pub fn current() -> Vec<(String, String)> {
     current_of(CURRENT.with(Cell::get))

@@ -1,0 +1,391 @@
+//! `profile::push` against a real Pyroscope server (built by `.ci/run`, found through
+//! `PYROSCOPE_BIN`): the push example's workload pushes every kind for a few intervals
+//! while the server is restarted in the middle; then the server's own query API must
+//! show every profile type, the CPU total the process measured (±5%: nothing lost
+//! across the restart, nothing counted twice), the hottest function, the samples of the
+//! `checkout` spans by label selector and by span id.
+//!
+//! Without `PYROSCOPE_BIN` the test says so and passes, except under `CI=true`, where it
+//! fails (CI builds the server).
+
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+
+#[path = "../examples/push.rs"]
+#[allow(unused_imports)]
+mod example;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The profile types every run must produce.
+const TYPES: &[&str] = &[
+    "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+    "process_cpu:samples:count:cpu:nanoseconds",
+    "memory:inuse_space:bytes:space:bytes",
+    "memory:inuse_objects:count:space:bytes",
+    "memory:alloc_space:bytes:space:bytes",
+    "memory:alloc_objects:count:space:bytes",
+    "mutex:contentions:count:contentions:count",
+    "mutex:delay:nanoseconds:contentions:count",
+    "block:contentions:count:contentions:count",
+    "block:delay:nanoseconds:contentions:count",
+    "goroutines:goroutine:count:goroutine:count",
+    "wall:wall:nanoseconds:wall:nanoseconds",
+];
+
+fn pyroscope_bin() -> Option<PathBuf> {
+    match std::env::var_os("PYROSCOPE_BIN") {
+        Some(p) if Path::new(&p).is_file() => Some(PathBuf::from(p)),
+        other => {
+            let why = match other {
+                Some(p) => format!("PYROSCOPE_BIN={p:?} is not a file"),
+                None => "PYROSCOPE_BIN is not set (.ci/run builds Pyroscope and sets it)".into(),
+            };
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true needs a Pyroscope server: {why}"
+            );
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Pyroscope server on 127.0.0.1 with its own storage directory.
+struct Server {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    grpc: u16,
+    memberlist: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(bin: &Path, dir: &Path) -> Server {
+        let mut s = Server {
+            bin: bin.into(),
+            dir: dir.into(),
+            port: free_port(),
+            grpc: free_port(),
+            memberlist: free_port(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let a = "127.0.0.1";
+        let d = |p: &str| self.dir.join(p).display().to_string();
+        let mut args: Vec<String> = vec![
+            format!("-server.http-listen-address={a}"),
+            format!("-server.http-listen-port={}", self.port),
+            format!("-server.grpc-listen-address={a}"),
+            format!("-server.grpc-listen-port={}", self.grpc),
+            format!("-memberlist.bind-addr={a}"),
+            format!("-memberlist.bind-port={}", self.memberlist),
+            format!("-memberlist.advertise-addr={a}"),
+            format!("-memberlist.advertise-port={}", self.memberlist),
+            "-storage.backend=filesystem".into(),
+            format!("-storage.filesystem.dir={}", d("blocks")),
+            format!("-pyroscopedb.data-path={}", d("data")),
+            "-self-profiling.disable-push".into(),
+            "-usage-stats.enabled=false".into(),
+            "-config.show_banner=false".into(),
+            format!("-ingester.lifecycler.addr={a}"),
+        ];
+        for ring in [
+            "compactor.ring",
+            "distributor.ring",
+            "overrides-exporter.ring",
+            "query-scheduler.ring",
+            "store-gateway.sharding-ring",
+        ] {
+            args.push(format!("-{ring}.instance-addr={a}"));
+        }
+        args.push(format!("-query-frontend.instance-addr={a}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("pyroscope starts");
+        self.child = Some(child);
+    }
+
+    /// Waits until `/ready` answers 200.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .new_agent();
+        loop {
+            if let Ok(r) = agent.get(format!("{}/ready", self.url())).call()
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pyroscope not ready within 180 s; its log: {}",
+                self.dir.join("server.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// SIGTERM (Pyroscope flushes its head blocks), then waits for the exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill() with a valid pid and signal has no memory effects.
+            unsafe { nix::libc::kill(c.id() as i32, nix::libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn post(url: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent();
+    let mut r = agent
+        .post(format!("{url}{path}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status(), 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// (total, self value by function name) of a flame graph in the connect API's form
+/// (`names`, `levels[].values` as groups of 4: offset, total, self, name index).
+fn flame(v: &serde_json::Value) -> (i64, Vec<(String, i64)>) {
+    let fg = &v["flamegraph"];
+    let names: Vec<String> = fg["names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| n.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let num = |x: &serde_json::Value| {
+        x.as_i64()
+            .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0)
+    };
+    let mut selfs: std::collections::HashMap<String, i64> = Default::default();
+    for level in fg["levels"].as_array().into_iter().flatten() {
+        let values: Vec<i64> = level["values"]
+            .as_array()
+            .map(|a| a.iter().map(num).collect())
+            .unwrap_or_default();
+        for q in values.chunks(4) {
+            if let [_, _, s, name] = q {
+                *selfs
+                    .entry(names.get(*name as usize).cloned().unwrap_or_default())
+                    .or_default() += s;
+            }
+        }
+    }
+    let mut selfs: Vec<(String, i64)> = selfs.into_iter().collect();
+    selfs.sort_by_key(|(_, v)| -v);
+    (num(&fg["total"]), selfs)
+}
+
+/// The function with the most self time outside the standard library (a debug build
+/// keeps `Range::next` and `rotate_left` as frames of their own).
+fn hottest(selfs: &[(String, i64)]) -> &str {
+    let library = |n: &str| {
+        [
+            "core::", "<core::", "alloc::", "<alloc::", "std::", "<std::", "<u", "<i",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
+    };
+    selfs
+        .iter()
+        .find(|(n, _)| !library(n))
+        .map_or("", |(n, _)| n.as_str())
+}
+
+#[test]
+fn every_kind_reaches_pyroscope_and_nothing_is_lost_across_a_restart() {
+    let Some(bin) = pyroscope_bin() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&bin, dir.path());
+    server.wait_ready();
+    let url = server.url();
+    let app = format!("push-test-{}", std::process::id());
+    let interval = Duration::from_secs(1);
+    let intervals = 16;
+    let run = example::run(&url, &app, interval, intervals, || {
+        // Down for a few intervals: the agent queues and retries, then drains.
+        server.stop();
+        std::thread::sleep(interval * 3);
+        server.spawn();
+    });
+    println!("{run:?}");
+    assert_eq!(run.stats.dropped, 0, "{:?}", run.stats);
+    assert_eq!(run.stats.rejected, 0, "{:?}", run.stats);
+    assert!(
+        run.stats.failed_attempts > 0,
+        "the restart made no upload fail: {:?}",
+        run.stats
+    );
+    assert_eq!(run.stats.queued, 0, "{:?}", run.stats);
+    server.wait_ready();
+
+    let (start, end) = (ms(run.started) - 60_000, ms(run.stopped) + 60_000);
+    let selector = |extra: &str| format!("{{service_name=\"{app}\"{extra}}}");
+    // The server makes what it ingested queryable within seconds; wait for every type.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let types: Vec<String> = loop {
+        let v = post(
+            &url,
+            "/querier.v1.QuerierService/ProfileTypes",
+            serde_json::json!({"start": start, "end": end}),
+        );
+        let ids: Vec<String> = v["profileTypes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["ID"].as_str().map(str::to_owned))
+            .collect();
+        if TYPES.iter().all(|t| ids.iter().any(|i| i == t)) || Instant::now() > deadline {
+            break ids;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    for t in TYPES {
+        assert!(types.iter().any(|i| i == t), "{t} missing from {types:?}");
+    }
+
+    let merge = |ty: &str, sel: String| {
+        post(
+            &url,
+            "/querier.v1.QuerierService/SelectMergeStacktraces",
+            serde_json::json!({
+                "profileTypeID": ty, "labelSelector": sel, "start": start, "end": end,
+                "maxNodes": 16384
+            }),
+        )
+    };
+    // Every interval's CPU, before and after the restart (the ingester may still be
+    // flushing: a few tries).
+    let measured = run.cpu.as_nanos() as f64;
+    let mut tries = 0;
+    let (total, selfs) = loop {
+        let (total, selfs) = flame(&merge(TYPES[0], selector("")));
+        let ratio = total as f64 / measured;
+        tries += 1;
+        if (0.95..=1.05).contains(&ratio) || tries >= 20 {
+            break (total, selfs);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let ratio = total as f64 / measured;
+    println!(
+        "pyroscope has {:.3} s of CPU for {app}; the process measured {:.3} s: {ratio:.3}",
+        total as f64 / 1e9,
+        measured / 1e9
+    );
+    assert!((0.95..=1.05).contains(&ratio), "CPU ratio {ratio:.3}");
+    assert!(
+        hottest(&selfs).ends_with("push_hot_loop"),
+        "hottest: {:?}",
+        &selfs[..selfs.len().min(5)]
+    );
+
+    // The span-labelled samples, by label selector: the hot loop inside `checkout`.
+    let (span_total, span_selfs) = flame(&merge(TYPES[0], selector(",span_name=\"checkout\"")));
+    assert!(span_total > 0, "no samples with span_name=checkout");
+    assert!(
+        hottest(&span_selfs).ends_with("push_hot_loop"),
+        "{:?}",
+        &span_selfs[..span_selfs.len().min(5)]
+    );
+    assert!(
+        span_total < total,
+        "every sample is in a span ({span_total} of {total})"
+    );
+    // And by span id (what Grafana's trace-to-profile link asks for).
+    assert!(!run.span_ids.is_empty());
+    let v = post(
+        &url,
+        "/querier.v1.QuerierService/SelectMergeSpanProfile",
+        serde_json::json!({
+            "profileTypeID": TYPES[0], "labelSelector": selector(""),
+            "spanSelector": run.span_ids, "start": start, "end": end, "maxNodes": 16384
+        }),
+    );
+    let (by_id, _) = flame(&v);
+    assert!(by_id > 0, "no samples for span ids {:?}: {v}", run.span_ids);
+    assert!(by_id <= span_total, "{by_id} > {span_total}");
+    // The heap and contention kinds have the workload's own functions.
+    for (ty, function) in [
+        (TYPES[4], "push_allocate"),
+        (TYPES[7], "push_hold_lock"),
+        (TYPES[9], "push_hold_lock"),
+    ] {
+        let (t, selfs) = flame(&merge(ty, selector("")));
+        assert!(t > 0, "{ty}: empty");
+        let v = merge(ty, selector(""));
+        let names = v["flamegraph"]["names"].to_string();
+        assert!(
+            names.contains(function),
+            "{ty}: no {function} in {:?}",
+            &selfs[..selfs.len().min(5)]
+        );
+    }
+}
