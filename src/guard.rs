@@ -155,6 +155,17 @@ pub(crate) fn activate(
     })
 }
 
+/// What else runs on a shutdown signal (a push agent's flush), set by its owner: the
+/// guard's side does not import it.
+static ALSO_ON_SHUTDOWN: Mutex<Option<fn()>> = Mutex::new(None);
+
+/// Runs `flush` on the hook's worker when SIGINT/SIGTERM arrives, before the guard's
+/// profile is written.
+#[cfg_attr(not(feature = "push"), allow(dead_code))]
+pub(crate) fn also_on_shutdown(flush: fn()) {
+    *ALSO_ON_SHUTDOWN.lock() = Some(flush);
+}
+
 /// How many holders (a guard, a push agent) want the shutdown hook installed.
 static HOOK_HOLDERS: Mutex<usize> = Mutex::new(0);
 
@@ -180,8 +191,10 @@ pub(crate) fn release_hook() {
 /// Called on the hook's worker thread when SIGINT or SIGTERM arrived: write the running
 /// profile and flush a push agent (the caller then re-delivers the signal).
 fn on_shutdown_signal(signal: i32) {
-    #[cfg(feature = "push")]
-    crate::push::on_shutdown_signal();
+    let also = *ALSO_ON_SHUTDOWN.lock();
+    if let Some(flush) = also {
+        flush();
+    }
     let session = ACTIVE.lock().clone();
     if let Some(session) = session {
         if !session.quiet {

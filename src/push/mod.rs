@@ -401,6 +401,9 @@ impl Builder {
             }
         };
         let hook = self.shutdown_hook && crate::guard::hold_hook().is_ok();
+        if hook {
+            crate::guard::also_on_shutdown(on_shutdown_signal);
+        }
         let inner = Arc::new(Inner {
             queue,
             stop: Mutex::new(Some(stop_tx)),
