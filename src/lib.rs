@@ -223,6 +223,10 @@
 //! - `tokio` (off by default): [`sync::tokio`]'s async locks with tokio's API feeding the
 //!   mutex and block profiles; tokio tasks in goroutine profiles (`runtime::tasks`) when
 //!   the application is built with `--cfg tokio_unstable`.
+//! - `push` (off by default): [`push`] uploads every kind to a Pyroscope server (or
+//!   Grafana Cloud Profiles) every interval from a background agent, as pyroscope-go
+//!   does; `PROFILE_PUSH=url` turns it on from [`from_env`]. `push-tracing` adds
+//!   `push::SpanLayer` (span profiles: `span_id`/`span_name` labels).
 //! - `trace` (off by default): execution traces ([`trace`], `.trace()`): `tracing` spans
 //!   and events per thread plus CPU samples, as Chrome trace-event JSON for
 //!   ui.perfetto.dev.

@@ -364,6 +364,8 @@ impl Builder {
             std::thread::Builder::new()
                 .name("profile-push-upload".into())
                 .spawn(move || {
+                    // The agent's own allocations are not the program's heap.
+                    let _untracked = crate::sys::untracked::Untracked::new();
                     queue::run(&queue, |u| send(&client, &endpoint, &headers, u));
                 })
                 .map_err(|e| Error::system("starting the profile-push-upload thread", e))?
@@ -375,6 +377,7 @@ impl Builder {
             std::thread::Builder::new()
                 .name("profile-push".into())
                 .spawn(move || {
+                    let _untracked = crate::sys::untracked::Untracked::new();
                     let mut next = Instant::now() + interval;
                     // Until told to stop (or the agent is gone).
                     while let Err(RecvTimeoutError::Timeout) =
