@@ -72,6 +72,7 @@ use parking_lot::Mutex;
 
 use crate::runtime::{self, clock::ClockProfiler, cpu::CpuProfiler};
 use crate::{Error, Profile, ProfileKind};
+pub use queue::PushStats;
 use queue::{Outcome, Queue, Upload};
 
 /// pyroscope-go's default upload interval.
@@ -91,31 +92,6 @@ pub const DEFAULT_MUTEX_FRACTION: u64 = 5;
 /// The block rate set by [`Builder::block`] when none was: every wait of 10 µs or more,
 /// shorter ones in proportion.
 pub const DEFAULT_BLOCK_RATE_NS: u64 = 10_000;
-
-/// What an agent has done (see [`Agent::stats`], [`stats`]).
-#[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PushStats {
-    /// Intervals collected.
-    pub intervals: u64,
-    /// Uploads the server accepted.
-    pub uploads: u64,
-    /// Bytes of accepted uploads (multipart bodies).
-    pub bytes_sent: u64,
-    /// Attempts that failed and were retried (or dropped at the flush deadline).
-    pub failed_attempts: u64,
-    /// Uploads the server refused for good (a 4xx answer).
-    pub rejected: u64,
-    /// Uploads dropped: the queue was full (server slow or down), or still queued when
-    /// the flush deadline passed.
-    pub dropped: u64,
-    /// Uploads waiting now, and their bytes.
-    pub queued: usize,
-    /// Bytes waiting now.
-    pub queued_bytes: usize,
-    /// The latest failure (an upload's or a kind's), if any.
-    pub last_error: Option<String>,
-}
 
 /// Credentials sent with each upload.
 #[derive(Clone)]

@@ -8,7 +8,30 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::PushStats;
+/// What an agent has done (see `Agent::stats`, `push::stats`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushStats {
+    /// Intervals collected.
+    pub intervals: u64,
+    /// Uploads the server accepted.
+    pub uploads: u64,
+    /// Bytes of accepted uploads (multipart bodies).
+    pub bytes_sent: u64,
+    /// Attempts that failed and were retried (or dropped at the flush deadline).
+    pub failed_attempts: u64,
+    /// Uploads the server refused for good (a 4xx answer).
+    pub rejected: u64,
+    /// Uploads dropped: the queue was full (server slow or down), or still queued when
+    /// the flush deadline passed.
+    pub dropped: u64,
+    /// Uploads waiting now, and their bytes.
+    pub queued: usize,
+    /// Bytes waiting now.
+    pub queued_bytes: usize,
+    /// The latest failure (an upload's or a kind's), if any.
+    pub last_error: Option<String>,
+}
 
 /// One profile ready to send.
 pub(crate) struct Upload {
