@@ -151,17 +151,10 @@ pub struct Run {
     pub span_ids: Vec<String>,
 }
 
-/// Pushes every kind to `url` as `app` for `intervals` intervals of `interval`, calling
-/// `middle` once halfway (the test restarts the server there).
-pub fn run(url: &str, app: &str, interval: Duration, intervals: u64, middle: impl FnOnce()) -> Run {
-    let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::registry().with(profile::push::SpanLayer::new()),
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = std::time::SystemTime::now();
-    let cpu0 = process_cpu();
-    let agent = profile::push::pyroscope(url, app)
-        .interval(interval)
+/// The agent every run uses: every kind (clock too), `env`/`version` tags, room in the
+/// queue for a server that is down a while, no shutdown hook (the caller stops it).
+pub fn agent(b: profile::push::Builder, interval: Duration) -> profile::push::Builder {
+    b.interval(interval)
         .tag("env", "test")
         .tag("version", env!("CARGO_PKG_VERSION"))
         .all()
@@ -169,8 +162,23 @@ pub fn run(url: &str, app: &str, interval: Duration, intervals: u64, middle: imp
         .queue_limits(10_000, 256 << 20)
         .flush_deadline(Duration::from_secs(60))
         .no_shutdown_hook()
-        .start()
-        .expect("the agent starts");
+}
+
+/// Runs the workload while the agent `b` (see [`agent`]) pushes for `intervals`
+/// intervals, calling `middle` once halfway (the test restarts the server there).
+pub fn run(
+    b: profile::push::Builder,
+    interval: Duration,
+    intervals: u64,
+    middle: impl FnOnce(),
+) -> Run {
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(profile::push::SpanLayer::new()),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = std::time::SystemTime::now();
+    let cpu0 = process_cpu();
+    let agent = agent(b, interval).start().expect("the agent starts");
     let span_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
     let threads = workload(stop.clone(), dispatch, span_ids.clone());
     let begin = Instant::now();
@@ -207,13 +215,8 @@ fn main() {
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:4040".into());
     let intervals: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let r = run(
-        &url,
-        "push-example",
-        Duration::from_secs(1),
-        intervals,
-        || {},
-    );
+    let b = profile::push::pyroscope(url.clone(), "push-example");
+    let r = run(b, Duration::from_secs(1), intervals, || {});
     println!(
         "pushed {} intervals to {url} as push-example: {:.3} s of CPU measured; {:?}",
         r.stats.intervals,

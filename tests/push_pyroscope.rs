@@ -269,12 +269,17 @@ fn every_kind_reaches_pyroscope_and_nothing_is_lost_across_a_restart() {
     let app = format!("push-test-{}", std::process::id());
     let interval = Duration::from_secs(1);
     let intervals = 16;
-    let run = example::run(&url, &app, interval, intervals, || {
-        // Down for a few intervals: the agent queues and retries, then drains.
-        server.stop();
-        std::thread::sleep(interval * 3);
-        server.spawn();
-    });
+    let run = example::run(
+        profile::push::pyroscope(&url, &app),
+        interval,
+        intervals,
+        || {
+            // Down for a few intervals: the agent queues and retries, then drains.
+            server.stop();
+            std::thread::sleep(interval * 3);
+            server.spawn();
+        },
+    );
     println!("{run:?}");
     assert_eq!(run.stats.dropped, 0, "{:?}", run.stats);
     assert_eq!(run.stats.rejected, 0, "{:?}", run.stats);

@@ -54,6 +54,7 @@
 //! and a `.cpu()` guard get [`Error::AlreadyActive`] (as Go's `StartCPUProfile` while
 //! pyroscope-go runs). Choose [`Builder::no_cpu`] to keep those.
 
+mod otlp;
 mod pyroscope;
 mod queue;
 #[cfg(feature = "push-tracing")]
@@ -93,6 +94,15 @@ pub const DEFAULT_MUTEX_FRACTION: u64 = 5;
 /// shorter ones in proportion.
 pub const DEFAULT_BLOCK_RATE_NS: u64 = 10_000;
 
+/// Where and in which form uploads go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sink {
+    /// Pyroscope's `/ingest` (multipart pprof).
+    Pyroscope,
+    /// OTLP/HTTP profiles (`/v1development/profiles`, protobuf).
+    Otlp,
+}
+
 /// Credentials sent with each upload.
 #[derive(Clone)]
 enum Auth {
@@ -105,6 +115,7 @@ enum Auth {
 #[must_use = "a push::Builder does nothing until .start()"]
 #[derive(Clone)]
 pub struct Builder {
+    sink: Sink,
     url: String,
     app: String,
     tags: Vec<(String, String)>,
@@ -145,6 +156,7 @@ impl std::fmt::Debug for Builder {
 /// 15 s, tag `hostname`, the shutdown hook on.
 pub fn pyroscope(url: impl Into<String>, app: impl Into<String>) -> Builder {
     Builder {
+        sink: Sink::Pyroscope,
         url: url.into(),
         app: app.into(),
         tags: Vec::new(),
@@ -164,6 +176,20 @@ pub fn pyroscope(url: impl Into<String>, app: impl Into<String>) -> Builder {
         root_certificates: Vec::new(),
         shutdown_hook: true,
         cpu_if_free: false,
+    }
+}
+
+/// An agent exporting the same profiles as OpenTelemetry profiles over OTLP/HTTP to
+/// `endpoint` (an OpenTelemetry Collector's OTLP receiver, `http://host:4318`): each
+/// upload is an `ExportProfilesServiceRequest` (profiles `v1development`, as the
+/// Collector's pdata v1.71 reads it) posted to `{endpoint}/v1development/profiles`, with
+/// resource attributes `service.name` = `service_name`, `host.name`, and the tags.
+/// Everything else (kinds, interval, queue, auth) as [`pyroscope`]. Labels are kept as
+/// they are, as sample attributes.
+pub fn otlp(endpoint: impl Into<String>, service_name: impl Into<String>) -> Builder {
+    Builder {
+        sink: Sink::Otlp,
+        ..pyroscope(endpoint, service_name)
     }
 }
 
@@ -330,12 +356,26 @@ impl Builder {
         {
             tags.push(("hostname".into(), h));
         }
-        let series = pyroscope::series_name(&self.app, &tags);
+        let series = match self.sink {
+            Sink::Pyroscope => Series::Pyroscope(pyroscope::series_name(&self.app, &tags)),
+            Sink::Otlp => {
+                let mut resource = vec![("service.name".to_string(), self.app.clone())];
+                for (k, v) in &tags {
+                    let k = if k == "hostname" {
+                        "host.name"
+                    } else {
+                        k.as_str()
+                    };
+                    resource.push((k.to_owned(), v.clone()));
+                }
+                Series::Otlp(resource)
+            }
+        };
         // The first interval's baselines: mutex, block and allocations count from here.
         collector.baseline();
         let uploader = {
             let queue = Arc::clone(&queue);
-            let endpoint = target.ingest_url();
+            let endpoint = target.base.clone();
             let headers = target.headers(&self.auth, self.tenant.as_deref());
             std::thread::Builder::new()
                 .name("profile-push-upload".into())
@@ -498,6 +538,12 @@ fn push_error(what: impl Into<String>) -> Error {
     Error::Push { what: what.into() }
 }
 
+/// What names an upload: Pyroscope's `app{tags}`, or OTLP's resource attributes.
+enum Series {
+    Pyroscope(String),
+    Otlp(Vec<(String, String)>),
+}
+
 /// The profilers the agent runs and the baselines of the cumulative kinds.
 struct Collector {
     cpu: Option<(CpuProfiler, u32)>,
@@ -594,7 +640,7 @@ impl Collector {
     }
 
     /// One interval: every kind's profile for it, queued.
-    fn collect(&mut self, queue: &Queue, series: &str) {
+    fn collect(&mut self, queue: &Queue, series: &Series) {
         let from = self.last;
         let until = SystemTime::now();
         self.last = until;
@@ -645,23 +691,44 @@ impl Collector {
                     if p.samples.is_empty() && kind != ProfileKind::Cpu {
                         continue; // nothing happened: no upload (Pyroscope shows no data)
                     }
-                    let p = pyroscope::prepare(p, kind, &notes);
-                    let mut gz = Vec::new();
-                    if p.write_to(&mut gz).is_err() {
-                        continue;
-                    }
                     self.queue_seed = self.queue_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                    let (content_type, body) = pyroscope::multipart(
-                        &gz,
-                        pyroscope::shape(kind).sample_type_config,
-                        self.queue_seed,
-                    );
-                    queue.push(Upload {
-                        kind: kind.name(),
-                        query: pyroscope::query(series, from_s, until_s, hz.max(100)),
-                        content_type,
-                        body,
-                    });
+                    let upload = match series {
+                        Series::Pyroscope(name) => {
+                            let p = pyroscope::prepare(p, kind, &notes);
+                            let mut gz = Vec::new();
+                            if p.write_to(&mut gz).is_err() {
+                                continue;
+                            }
+                            let (content_type, body) = pyroscope::multipart(
+                                &gz,
+                                pyroscope::shape(kind).sample_type_config,
+                                self.queue_seed,
+                            );
+                            Upload {
+                                kind: kind.name(),
+                                target: format!(
+                                    "/ingest?{}",
+                                    pyroscope::query(name, from_s, until_s, hz.max(100))
+                                ),
+                                content_type,
+                                headers: &[],
+                                body,
+                            }
+                        }
+                        Series::Otlp(resource) => {
+                            let mut id = [0u8; 16];
+                            id[..8].copy_from_slice(&self.queue_seed.to_le_bytes());
+                            id[8..].copy_from_slice(&until_s.to_le_bytes());
+                            Upload {
+                                kind: kind.name(),
+                                target: "/v1development/profiles".into(),
+                                content_type: "application/x-protobuf".into(),
+                                headers: otlp::HEADERS,
+                                body: otlp::request(&p, resource, id),
+                            }
+                        }
+                    };
+                    queue.push(upload);
                 }
                 Err(e) => {
                     queue.state.lock().stats.last_error = Some(format!("{kind}: {e}"));
@@ -749,10 +816,6 @@ impl Target {
         Ok(Target { base, userinfo })
     }
 
-    fn ingest_url(&self) -> String {
-        format!("{}/ingest", self.base)
-    }
-
     fn headers(&self, auth: &Auth, tenant: Option<&str>) -> Vec<(String, String)> {
         use base64::Engine as _;
         let mut h = Vec::new();
@@ -829,11 +892,15 @@ fn client(b: &Builder, _target: &Target) -> Result<ureq::Agent, Error> {
 }
 
 /// One upload attempt.
-fn send(client: &ureq::Agent, endpoint: &str, headers: &[(String, String)], u: &Upload) -> Outcome {
-    let url = format!("{endpoint}?{}", u.query);
+fn send(client: &ureq::Agent, base: &str, headers: &[(String, String)], u: &Upload) -> Outcome {
+    let url = format!("{base}{}", u.target);
+    let endpoint = url.split('?').next().unwrap_or(&url);
     let mut req = client.post(&url).header("Content-Type", &u.content_type);
     for (k, v) in headers {
         req = req.header(k, v);
+    }
+    for (k, v) in u.headers {
+        req = req.header(*k, *v);
     }
     match req.send(&u.body[..]) {
         Ok(mut resp) => {
@@ -1025,7 +1092,7 @@ mod tests {
     fn urls_are_checked_and_credentials_taken_out() {
         let t = Target::parse("https://123:tok%40en@profiles.example.net/prefix/").unwrap();
         assert_eq!(t.base, "https://profiles.example.net/prefix");
-        assert_eq!(t.ingest_url(), "https://profiles.example.net/prefix/ingest");
+        assert_eq!(t.base, "https://profiles.example.net/prefix");
         assert_eq!(t.userinfo, Some(("123".into(), "tok@en".into())));
         let h = t.headers(&Auth::None, Some("team-a"));
         assert_eq!(h[0].0, "Authorization");

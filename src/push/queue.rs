@@ -37,9 +37,12 @@ pub struct PushStats {
 pub(crate) struct Upload {
     /// The kind's word (`cpu`), for stats and errors.
     pub kind: &'static str,
-    /// `/ingest?...` query string.
-    pub query: String,
+    /// The path (and query) after the server's base URL: `/ingest?name=...` for
+    /// Pyroscope, `/v1development/profiles` for OTLP.
+    pub target: String,
     pub content_type: String,
+    /// Headers of this kind of upload (OTLP's development-version header).
+    pub headers: &'static [(&'static str, &'static str)],
     pub body: Vec<u8>,
 }
 
@@ -214,8 +217,9 @@ mod tests {
     fn upload(n: usize) -> Upload {
         Upload {
             kind: "cpu",
-            query: format!("n={n}"),
+            target: format!("/n={n}"),
             content_type: String::new(),
+            headers: &[],
             body: vec![0; n],
         }
     }
