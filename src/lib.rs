@@ -225,8 +225,10 @@
 //!   the application is built with `--cfg tokio_unstable`.
 //! - `push` (off by default): [`push`] uploads every kind to a Pyroscope server (or
 //!   Grafana Cloud Profiles) every interval from a background agent, as pyroscope-go
-//!   does; `PROFILE_PUSH=url` turns it on from [`from_env`]. `push-tracing` adds
-//!   `push::SpanLayer` (span profiles: `span_id`/`span_name` labels).
+//!   does, or as OTLP profiles to an OpenTelemetry Collector; `PROFILE_PUSH=url` turns it
+//!   on from [`from_env`]. `push-tracing` adds `push::SpanLayer` (span profiles:
+//!   `span_id`/`span_name` labels); `push-otel` makes `span_id` the OpenTelemetry span id
+//!   of spans `tracing-opentelemetry` (0.34) exports.
 //! - `trace` (off by default): execution traces ([`trace`], `.trace()`): `tracing` spans
 //!   and events per thread plus CPU samples, as Chrome trace-event JSON for
 //!   ui.perfetto.dev.

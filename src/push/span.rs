@@ -6,10 +6,11 @@
 //! OpenTelemetry integration does: a span name per endpoint keeps Pyroscope's series few,
 //! and a root's id covers every child's samples. `span_id` is the 16-hex-digit id
 //! Pyroscope parses (Pyroscope keeps it inside the profile rather than as a series
-//! label): a fresh random id per span (tracing's own ids are reused once a span closes),
-//! which [`crate::labels::current`] shows inside the span. Linking to the ids of an
-//! OpenTelemetry trace (`tracing-opentelemetry`) is not built yet: the ids differ from
-//! the trace's.
+//! label). With the `push-otel` feature and `tracing-opentelemetry` (0.34) in the same
+//! subscriber, it is the span's OpenTelemetry span id — the id Tempo shows, which
+//! Grafana's "traces to profiles" link asks Pyroscope for. Otherwise a fresh random id
+//! per span (tracing's own ids are reused once a span closes). Inside the span,
+//! [`crate::labels::current`] shows it.
 
 use std::cell::RefCell;
 
@@ -30,6 +31,9 @@ use crate::labels;
 #[derive(Debug, Clone, Default)]
 pub struct SpanLayer {
     every_span: bool,
+    /// The subscriber this layer is in (to ask tracing-opentelemetry for span ids).
+    #[cfg(feature = "push-otel")]
+    dispatch: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch>,
 }
 
 impl SpanLayer {
@@ -46,8 +50,9 @@ impl SpanLayer {
     }
 }
 
-/// A labelled span's labels, kept in its extensions.
-struct SpanLabels(Vec<(String, String)>);
+/// A labelled span's labels, kept in its extensions; `resolved` once the span id is the
+/// OpenTelemetry one (or known not to be).
+struct SpanLabels(Vec<(String, String)>, bool);
 
 thread_local! {
     /// The labels published by enters on this thread, innermost last, with their span.
@@ -95,16 +100,26 @@ where
             return;
         }
         let _ = attrs;
-        span.extensions_mut().insert(SpanLabels(vec![
-            ("span_id".into(), span_id_label(fresh_id())),
-            ("span_name".into(), span.name().into()),
-        ]));
+        span.extensions_mut().insert(SpanLabels(
+            vec![
+                ("span_id".into(), span_id_label(fresh_id())),
+                ("span_name".into(), span.name().into()),
+            ],
+            !cfg!(feature = "push-otel"),
+        ));
+    }
+
+    #[cfg(feature = "push-otel")]
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else {
             return;
         };
+        #[cfg(feature = "push-otel")]
+        self.resolve_otel_id(&span, id);
         let ext = span.extensions();
         let Some(own) = ext.get::<SpanLabels>() else {
             return;
@@ -127,6 +142,38 @@ where
     }
 
     fn on_close(&self, _id: span::Id, _ctx: Context<'_, S>) {}
+}
+
+#[cfg(feature = "push-otel")]
+impl SpanLayer {
+    /// On a labelled span's first enter (every layer has seen it by then), its
+    /// OpenTelemetry span id replaces the fresh one, if tracing-opentelemetry tracks it.
+    fn resolve_otel_id<'a, S: Subscriber + LookupSpan<'a>>(
+        &self,
+        span: &tracing_subscriber::registry::SpanRef<'a, S>,
+        id: &Id,
+    ) {
+        use opentelemetry::trace::TraceContextExt as _;
+        let pending = span.extensions().get::<SpanLabels>().is_some_and(|l| !l.1);
+        if !pending {
+            return;
+        }
+        // Not while holding the extensions: tracing-opentelemetry locks them.
+        let otel = self
+            .dispatch
+            .get()
+            .and_then(|d| d.upgrade())
+            .and_then(|d| tracing_opentelemetry::get_otel_context(id, &d))
+            .map(|cx| cx.span().span_context().span_id())
+            .filter(|s| *s != opentelemetry::trace::SpanId::INVALID);
+        let mut ext = span.extensions_mut();
+        if let Some(labels) = ext.get_mut::<SpanLabels>() {
+            if let Some(otel) = otel {
+                labels.0[0].1 = otel.to_string();
+            }
+            labels.1 = true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +202,31 @@ mod tests {
                 });
             });
             assert!(labels::current().is_empty());
+        });
+    }
+
+    #[cfg(feature = "push-otel")]
+    #[test]
+    fn with_tracing_opentelemetry_the_span_id_is_the_traces() {
+        use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(SpanLayer::new())
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let root = tracing::info_span!("checkout");
+            root.in_scope(|| {
+                let otel = tracing::Span::current()
+                    .context()
+                    .span()
+                    .span_context()
+                    .span_id();
+                assert_ne!(otel, opentelemetry::trace::SpanId::INVALID);
+                let now = labels::current();
+                assert_eq!(now[0], ("span_id".to_string(), otel.to_string()));
+                assert_eq!(now[0].1.len(), 16);
+            });
         });
     }
 
