@@ -6,6 +6,9 @@
 //! cargo run --release --features push,push-tracing --example push -- http://127.0.0.1:4040 10
 //! ```
 //!
+//! With `--features push-otel` the `checkout` spans are OpenTelemetry spans too
+//! (tracing-opentelemetry over the SDK), and their samples carry the trace's span ids.
+//!
 //! Arguments: the server URL (default `http://127.0.0.1:4040`) and how many intervals to
 //! run (default 10, 1 s each here; 15 s is the agent's default). It prints what it
 //! measured: the process's CPU time while the agent ran, and the agent's stats.
@@ -76,14 +79,26 @@ pub fn workload(
                         if round.is_multiple_of(2) {
                             tracing::info_span!("checkout").in_scope(|| {
                                 // The span's id, as its samples carry it.
+                                let id = profile::labels::current()
+                                    .into_iter()
+                                    .find(|(k, _)| k == "span_id")
+                                    .map(|(_, v)| v)
+                                    .expect("a span_id label");
+                                // With OpenTelemetry: the trace's own span id.
+                                #[cfg(feature = "push-otel")]
+                                {
+                                    use opentelemetry::trace::TraceContextExt as _;
+                                    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+                                    let otel = tracing::Span::current()
+                                        .context()
+                                        .span()
+                                        .span_context()
+                                        .span_id();
+                                    assert_eq!(id, otel.to_string());
+                                }
                                 let mut ids = span_ids.lock().unwrap();
                                 if ids.len() < 20 {
-                                    ids.extend(
-                                        profile::labels::current()
-                                            .into_iter()
-                                            .filter(|(k, _)| k == "span_id")
-                                            .map(|(_, v)| v),
-                                    );
+                                    ids.push(id);
                                 }
                                 drop(ids);
                                 black_box(push_hot_loop(2_000_000))
@@ -151,6 +166,22 @@ pub struct Run {
     pub span_ids: Vec<String>,
 }
 
+/// The workload's subscriber: `SpanLayer`, and with the `push-otel` feature an
+/// OpenTelemetry tracer (tracing-opentelemetry over the SDK, spans exported nowhere) so
+/// that the span ids are the trace's.
+pub fn subscriber() -> tracing::Dispatch {
+    let registry = tracing_subscriber::registry().with(profile::push::SpanLayer::new());
+    #[cfg(feature = "push-otel")]
+    {
+        use opentelemetry::trace::TracerProvider as _;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("push-example"));
+        tracing::Dispatch::new(registry.with(otel))
+    }
+    #[cfg(not(feature = "push-otel"))]
+    tracing::Dispatch::new(registry)
+}
+
 /// The agent every run uses: every kind (clock too), `env`/`version` tags, room in the
 /// queue for a server that is down a while, no shutdown hook (the caller stops it).
 pub fn agent(b: profile::push::Builder, interval: Duration) -> profile::push::Builder {
@@ -172,9 +203,7 @@ pub fn run(
     intervals: u64,
     middle: impl FnOnce(),
 ) -> Run {
-    let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::registry().with(profile::push::SpanLayer::new()),
-    );
+    let dispatch = subscriber();
     let stop = Arc::new(AtomicBool::new(false));
     let started = std::time::SystemTime::now();
     let cpu0 = process_cpu();
