@@ -54,6 +54,8 @@
 //! and a `.cpu()` guard get [`Error::AlreadyActive`] (as Go's `StartCPUProfile` while
 //! pyroscope-go runs). Choose [`Builder::no_cpu`] to keep those.
 
+mod client;
+mod collect;
 mod otlp;
 mod pyroscope;
 mod queue;
@@ -67,14 +69,16 @@ pub use span::SpanLayer;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::runtime::{self, clock::ClockProfiler, cpu::CpuProfiler};
-use crate::{Error, Profile, ProfileKind};
+use crate::Error;
+use crate::runtime;
+use client::{Auth, Target};
+use collect::{Collector, Series, hostname};
 pub use queue::PushStats;
-use queue::{Outcome, Queue, Upload};
+use queue::Queue;
 
 /// pyroscope-go's default upload interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
@@ -89,10 +93,10 @@ pub const DEFAULT_UPLOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Agent::stop`] may spend uploading what is left, by default.
 pub const DEFAULT_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 /// The mutex fraction set by [`Builder::mutex`] when none was (pyroscope-go's example's 5).
-pub const DEFAULT_MUTEX_FRACTION: u64 = 5;
+pub const DEFAULT_MUTEX_FRACTION: u64 = collect::MUTEX_FRACTION;
 /// The block rate set by [`Builder::block`] when none was: every wait of 10 µs or more,
 /// shorter ones in proportion.
-pub const DEFAULT_BLOCK_RATE_NS: u64 = 10_000;
+pub const DEFAULT_BLOCK_RATE_NS: u64 = collect::BLOCK_RATE_NS;
 
 /// Where and in which form uploads go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,14 +105,6 @@ enum Sink {
     Pyroscope,
     /// OTLP/HTTP profiles (`/v1development/profiles`, protobuf).
     Otlp,
-}
-
-/// Credentials sent with each upload.
-#[derive(Clone)]
-enum Auth {
-    None,
-    Basic(String, String),
-    Bearer(String),
 }
 
 /// Configures an agent; made by [`pyroscope`].
@@ -341,14 +337,22 @@ impl Builder {
         if let Some(hz) = self.clock_hz {
             runtime::clock::validate(hz)?;
         }
-        let client = client(&self, &target)?;
+        let client = client::client(self.upload_timeout, &self.root_certificates)?;
         let mut running = RUNNING.lock();
         if running.is_some() {
             return Err(push_error(
                 "an agent is already running in this process (stop it first)",
             ));
         }
-        let mut collector = Collector::start(&self)?;
+        let mut collector = Collector::start(&collect::Kinds {
+            cpu_hz: self.cpu_hz,
+            clock_hz: self.clock_hz,
+            heap: self.heap,
+            mutex: self.mutex,
+            block: self.block,
+            goroutines: self.goroutines,
+            cpu_if_free: self.cpu_if_free,
+        })?;
         let queue = Queue::new(self.queue_uploads, self.queue_bytes);
         let mut tags = self.tags.clone();
         if !tags.iter().any(|(k, _)| k == "hostname")
@@ -382,7 +386,7 @@ impl Builder {
                 .spawn(move || {
                     // The agent's own allocations are not the program's heap.
                     let _untracked = crate::sys::untracked::Untracked::new();
-                    queue::run(&queue, |u| send(&client, &endpoint, &headers, u));
+                    queue::run(&queue, |u| client::send(&client, &endpoint, &headers, u));
                 })
                 .map_err(|e| Error::system("starting the profile-push-upload thread", e))?
         };
@@ -536,395 +540,6 @@ pub(crate) fn on_shutdown_signal() {
 
 fn push_error(what: impl Into<String>) -> Error {
     Error::Push { what: what.into() }
-}
-
-/// What names an upload: Pyroscope's `app{tags}`, or OTLP's resource attributes.
-enum Series {
-    Pyroscope(String),
-    Otlp(Vec<(String, String)>),
-}
-
-/// The profilers the agent runs and the baselines of the cumulative kinds.
-struct Collector {
-    cpu: Option<(CpuProfiler, u32)>,
-    clock: Option<ClockProfiler>,
-    heap: bool,
-    mutex: bool,
-    block: bool,
-    goroutines: bool,
-    bases: Vec<(ProfileKind, Profile)>,
-    last: SystemTime,
-    /// Problems to say once, in the next profiles' comments and in stats.
-    notes: Vec<String>,
-    queue_seed: u64,
-}
-
-impl Collector {
-    fn start(b: &Builder) -> Result<Collector, Error> {
-        let mut notes = Vec::new();
-        let heap = b.heap
-            && if !runtime::heap::is_installed() {
-                notes
-                    .push("heap not pushed: profile::Allocator is not the global allocator".into());
-                false
-            } else {
-                crate::heap::sampler::default_rate_if_never_set(runtime::heap::DEFAULT_RATE);
-                if runtime::heap::rate() == 0 {
-                    notes.push("heap not pushed: the sampling rate was set to 0".into());
-                    false
-                } else {
-                    true
-                }
-            };
-        if b.mutex && runtime::mutex::fraction() == 0 {
-            runtime::mutex::set_fraction(DEFAULT_MUTEX_FRACTION);
-        }
-        if b.block && runtime::block::rate() == 0 {
-            runtime::block::set_rate(DEFAULT_BLOCK_RATE_NS);
-        }
-        let cpu = match b.cpu_hz.map(|hz| (runtime::cpu::start(hz), hz)) {
-            Some((Ok(p), hz)) => Some((p, hz)),
-            Some((Err(Error::AlreadyActive { .. }), _)) if b.cpu_if_free => {
-                notes.push(
-                    "cpu not pushed: a cpu profile (PROFILE=cpu?) holds the process's CPU sampler"
-                        .into(),
-                );
-                None
-            }
-            Some((Err(e), _)) => return Err(e),
-            None => None,
-        };
-        let clock = match b.clock_hz {
-            Some(hz) => Some(runtime::clock::start(hz)?),
-            None => None,
-        };
-        Ok(Collector {
-            cpu,
-            clock,
-            heap,
-            mutex: b.mutex,
-            block: b.block,
-            goroutines: b.goroutines,
-            bases: Vec::new(),
-            last: SystemTime::now(),
-            notes,
-            queue_seed: u64::from(std::process::id()) << 32
-                ^ SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64),
-        })
-    }
-
-    fn cumulative(&self) -> Vec<ProfileKind> {
-        let mut kinds = Vec::new();
-        if self.heap {
-            kinds.push(ProfileKind::Heap);
-        }
-        if self.mutex {
-            kinds.push(ProfileKind::Mutex);
-        }
-        if self.block {
-            kinds.push(ProfileKind::Block);
-        }
-        kinds
-    }
-
-    fn baseline(&mut self) {
-        self.bases.clear();
-        for kind in self.cumulative() {
-            if let Ok(p) = snapshot(kind) {
-                self.bases.push((kind, p));
-            }
-        }
-        self.last = SystemTime::now();
-    }
-
-    /// One interval: every kind's profile for it, queued.
-    fn collect(&mut self, queue: &Queue, series: &Series) {
-        let from = self.last;
-        let until = SystemTime::now();
-        self.last = until;
-        let mut notes = std::mem::take(&mut self.notes);
-        {
-            let mut s = queue.state.lock();
-            s.stats.intervals += 1;
-            if s.unreported_drops > 0 {
-                notes.push(format!(
-                    "profile-guard push: {} earlier uploads were dropped (queue full or flush deadline: the server was slow or unreachable)",
-                    s.unreported_drops
-                ));
-                s.unreported_drops = 0;
-            }
-        }
-        let mut out: Vec<(ProfileKind, Result<Profile, Error>, u32)> = Vec::new();
-        if let Some((cpu, hz)) = &mut self.cpu {
-            out.push((ProfileKind::Cpu, cpu.cut(), *hz));
-        }
-        if let Some(clock) = &mut self.clock {
-            let hz = clock.frequency();
-            out.push((ProfileKind::Clock, clock.cut(), hz));
-        }
-        for kind in self.cumulative() {
-            let now = snapshot(kind);
-            let result = now.map(
-                |now| match self.bases.iter().position(|(k, _)| *k == kind) {
-                    Some(i) => {
-                        let d = now.delta(&self.bases[i].1);
-                        self.bases[i].1 = now;
-                        d
-                    }
-                    None => {
-                        self.bases.push((kind, now.clone()));
-                        now
-                    }
-                },
-            );
-            out.push((kind, result, 0));
-        }
-        if self.goroutines {
-            out.push((ProfileKind::Threads, runtime::threads::profile(), 0));
-        }
-        let (from_s, until_s) = (secs(from), secs(until).max(secs(from) + 1));
-        for (kind, result, hz) in out {
-            match result {
-                Ok(p) => {
-                    if p.samples.is_empty() && kind != ProfileKind::Cpu {
-                        continue; // nothing happened: no upload (Pyroscope shows no data)
-                    }
-                    self.queue_seed = self.queue_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                    let upload = match series {
-                        Series::Pyroscope(name) => {
-                            let p = pyroscope::prepare(p, kind, &notes);
-                            let mut gz = Vec::new();
-                            if p.write_to(&mut gz).is_err() {
-                                continue;
-                            }
-                            let (content_type, body) = pyroscope::multipart(
-                                &gz,
-                                pyroscope::shape(kind).sample_type_config,
-                                self.queue_seed,
-                            );
-                            Upload {
-                                kind: kind.name(),
-                                target: format!(
-                                    "/ingest?{}",
-                                    pyroscope::query(name, from_s, until_s, hz.max(100))
-                                ),
-                                content_type,
-                                headers: &[],
-                                body,
-                            }
-                        }
-                        Series::Otlp(resource) => {
-                            let mut id = [0u8; 16];
-                            id[..8].copy_from_slice(&self.queue_seed.to_le_bytes());
-                            id[8..].copy_from_slice(&until_s.to_le_bytes());
-                            Upload {
-                                kind: kind.name(),
-                                target: "/v1development/profiles".into(),
-                                content_type: "application/x-protobuf".into(),
-                                headers: otlp::HEADERS,
-                                body: otlp::request(&p, resource, id),
-                            }
-                        }
-                    };
-                    queue.push(upload);
-                }
-                Err(e) => {
-                    queue.state.lock().stats.last_error = Some(format!("{kind}: {e}"));
-                }
-            }
-        }
-    }
-
-    fn finish(self) {
-        if let Some((cpu, _)) = self.cpu {
-            drop(cpu);
-        }
-        if let Some(clock) = self.clock {
-            drop(clock);
-        }
-    }
-}
-
-fn snapshot(kind: ProfileKind) -> Result<Profile, Error> {
-    match kind {
-        ProfileKind::Heap => runtime::heap::profile(),
-        ProfileKind::Mutex => runtime::mutex::profile(),
-        ProfileKind::Block => runtime::block::profile(),
-        other => Err(push_error(format!("{other} is not a cumulative kind"))),
-    }
-}
-
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// This machine's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-}
-
-/// Where uploads go.
-struct Target {
-    /// `scheme://host[:port]` plus the path prefix, no trailing slash, no credentials.
-    base: String,
-    /// `user:password@` from the URL.
-    userinfo: Option<(String, String)>,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target, Error> {
-        let bad = |why: &str| push_error(format!("invalid server URL {url:?}: {why}"));
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected http://host:port or https://host"))?;
-        if scheme != "http" && scheme != "https" {
-            return Err(bad("the scheme must be http or https"));
-        }
-        if rest.contains(['?', '#']) {
-            return Err(bad("no query or fragment is allowed"));
-        }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (userinfo, host) = match authority.rsplit_once('@') {
-            Some((u, h)) => {
-                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                (Some((percent_decode(user), percent_decode(pass))), h)
-            }
-            None => (None, authority),
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad("no host"));
-        }
-        if let Some((_, port)) = host.rsplit_once(':')
-            && !host.ends_with(']')
-            && port.parse::<u16>().is_err()
-        {
-            return Err(bad("the port is not a number from 0 to 65535"));
-        }
-        let base = format!("{scheme}://{host}{}", path.trim_end_matches('/'));
-        // What the HTTP client will accept (catches what the checks above let through).
-        ureq::http::Uri::try_from(format!("{base}/ingest").as_str())
-            .map_err(|e| bad(&e.to_string()))?;
-        Ok(Target { base, userinfo })
-    }
-
-    fn headers(&self, auth: &Auth, tenant: Option<&str>) -> Vec<(String, String)> {
-        use base64::Engine as _;
-        let mut h = Vec::new();
-        let basic = |u: &str, p: &str| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        };
-        match (auth, &self.userinfo) {
-            (Auth::Basic(u, p), _) => h.push(("Authorization".into(), basic(u, p))),
-            (Auth::Bearer(t), _) => h.push(("Authorization".into(), format!("Bearer {t}"))),
-            (Auth::None, Some((u, p))) => h.push(("Authorization".into(), basic(u, p))),
-            (Auth::None, None) => {}
-        }
-        if let Some(t) = tenant {
-            h.push(("X-Scope-OrgID".into(), t.to_owned()));
-        }
-        h.push((
-            "User-Agent".into(),
-            format!("profile-guard/{}", env!("CARGO_PKG_VERSION")),
-        ));
-        h
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The HTTP client: rustls with the bundled web roots (plus any given), a timeout per
-/// attempt, statuses returned rather than turned into errors.
-fn client(b: &Builder, _target: &Target) -> Result<ureq::Agent, Error> {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig};
-    let mut tls = TlsConfig::builder();
-    if !b.root_certificates.is_empty() {
-        let mut certs: Vec<Certificate<'static>> = Vec::new();
-        for pem in &b.root_certificates {
-            for item in ureq::tls::parse_pem(pem) {
-                match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                    Ok(_) => {}
-                    Err(e) => return Err(push_error(format!("root certificate: {e}"))),
-                }
-            }
-        }
-        if certs.is_empty() {
-            return Err(push_error("root certificate: no certificate in the PEM"));
-        }
-        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
-    }
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(b.upload_timeout))
-        .http_status_as_error(false)
-        .tls_config(tls.build())
-        .build();
-    Ok(config.into())
-}
-
-/// One upload attempt.
-fn send(client: &ureq::Agent, base: &str, headers: &[(String, String)], u: &Upload) -> Outcome {
-    let url = format!("{base}{}", u.target);
-    let endpoint = url.split('?').next().unwrap_or(&url);
-    let mut req = client.post(&url).header("Content-Type", &u.content_type);
-    for (k, v) in headers {
-        req = req.header(k, v);
-    }
-    for (k, v) in u.headers {
-        req = req.header(*k, *v);
-    }
-    match req.send(&u.body[..]) {
-        Ok(mut resp) => {
-            let status = resp.status().as_u16();
-            if (200..300).contains(&status) {
-                return Outcome::Sent;
-            }
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(2048)
-                .read_to_string()
-                .unwrap_or_default();
-            let why = format!("HTTP {status} from {endpoint}: {}", body.trim());
-            // Pyroscope answers 422 for a push its ingesters could not take (starting,
-            // restarting) and 400 for a profile it cannot read.
-            if matches!(status, 408 | 422 | 425 | 429) || status >= 500 {
-                Outcome::Retry(why)
-            } else {
-                Outcome::Rejected(why)
-            }
-        }
-        Err(e) => Outcome::Retry(format!("{endpoint}: {e}")),
-    }
 }
 
 /// The environment variables [`from_env`] reads.
@@ -1087,32 +702,6 @@ unsafe extern "C" {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_checked_and_credentials_taken_out() {
-        let t = Target::parse("https://123:tok%40en@profiles.example.net/prefix/").unwrap();
-        assert_eq!(t.base, "https://profiles.example.net/prefix");
-        assert_eq!(t.base, "https://profiles.example.net/prefix");
-        assert_eq!(t.userinfo, Some(("123".into(), "tok@en".into())));
-        let h = t.headers(&Auth::None, Some("team-a"));
-        assert_eq!(h[0].0, "Authorization");
-        assert_eq!(h[0].1, "Basic MTIzOnRva0Blbg==");
-        assert_eq!(h[1], ("X-Scope-OrgID".into(), "team-a".into()));
-        assert!(Target::parse("http://127.0.0.1:4040").is_ok());
-        for bad in [
-            "127.0.0.1:4040",
-            "ftp://host",
-            "http://",
-            "http://host:99999",
-            "http://host:port",
-            "http://host/?a=b",
-        ] {
-            let e = Target::parse(bad)
-                .err()
-                .unwrap_or_else(|| panic!("{bad} accepted"));
-            assert!(e.to_string().contains("invalid server URL"), "{e}");
-        }
-    }
 
     fn vars(
         pairs: &'static [(&'static str, &'static str)],
