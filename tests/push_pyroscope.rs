@@ -5,8 +5,12 @@
 //! across the restart, nothing counted twice), the hottest function, the samples of the
 //! `checkout` spans by label selector and by span id.
 //!
-//! Without `PYROSCOPE_BIN` the test says so and passes, except under `CI=true`, where it
-//! fails (CI builds the server).
+//! Also: agents started by `profile::from_env()` (`PROFILE_PUSH`) flush at exit and on
+//! SIGTERM; HTTPS with a private CA and basic auth through nginx in front of the server
+//! (as a hosted Pyroscope sits behind TLS and auth).
+//!
+//! Without `PYROSCOPE_BIN` (or nginx, for the HTTPS test) a test says so and passes,
+//! except under `CI=true`, where it fails (CI builds the server and installs nginx).
 
 #![cfg(all(
     target_os = "linux",
@@ -16,6 +20,8 @@
 #[path = "../examples/push.rs"]
 #[allow(unused_imports)]
 mod example;
+
+mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -68,6 +74,7 @@ fn free_port() -> u16 {
 struct Server {
     bin: PathBuf,
     dir: PathBuf,
+
     port: u16,
     grpc: u16,
     memberlist: u16,
@@ -122,6 +129,8 @@ impl Server {
             args.push(format!("-{ring}.instance-addr={a}"));
         }
         args.push(format!("-query-frontend.instance-addr={a}"));
+
+        std::fs::create_dir_all(&self.dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -146,14 +155,14 @@ impl Server {
             .build()
             .new_agent();
         loop {
-            if let Ok(r) = agent.get(format!("{}/ready", self.url())).call()
-                && r.status() == 200
-            {
-                return;
-            }
+            let last = match agent.get(format!("{}/ready", self.url())).call() {
+                Ok(r) if r.status() == 200 => return,
+                Ok(r) => format!("HTTP {}", r.status()),
+                Err(e) => e.to_string(),
+            };
             assert!(
                 Instant::now() < deadline,
-                "pyroscope not ready within 180 s; its log: {}",
+                "pyroscope not ready within 180 s (last: {last}); its log: {}",
                 self.dir.join("server.log").display()
             );
             std::thread::sleep(Duration::from_millis(500));
@@ -392,5 +401,331 @@ fn every_kind_reaches_pyroscope_and_nothing_is_lost_across_a_restart() {
             "{ty}: no {function} in {:?}",
             &selfs[..selfs.len().min(5)]
         );
+    }
+}
+
+/// The CPU total and the hottest function Pyroscope has for `app`.
+fn cpu_of(url: &str, app: &str, start: u64, end: u64) -> (i64, String) {
+    let v = post(
+        url,
+        "/querier.v1.QuerierService/SelectMergeStacktraces",
+        serde_json::json!({
+            "profileTypeID": TYPES[0],
+            "labelSelector": format!("{{service_name=\"{app}\"}}"),
+            "start": start, "end": end, "maxNodes": 16384
+        }),
+    );
+    let (total, selfs) = flame(&v);
+    (total, hottest(&selfs).to_owned())
+}
+
+/// The child side of the environment test: `profile::from_env()` with `PROFILE_PUSH`
+/// set (by the parent), some CPU work, then the way out the parent asked for.
+#[test]
+#[ignore = "run by environment_started_agents_flush_at_exit_and_on_sigterm"]
+fn child_started_from_the_environment() {
+    let Ok(way_out) = std::env::var("PUSH_CHILD_EXIT") else {
+        return;
+    };
+    let guard = profile::from_env().expect("from_env");
+    assert!(guard.is_none(), "PROFILE is not set: no guard");
+    assert!(
+        profile::push::stats().is_some(),
+        "PROFILE_PUSH started no agent"
+    );
+    let mut x = 0u64;
+    for _ in 0..200 {
+        x ^= example::push_hot_loop(1_000_000);
+    }
+    std::hint::black_box(x);
+    println!("READY");
+    match way_out.as_str() {
+        // `main` returning or process::exit: the atexit flush.
+        "exit" => std::process::exit(0),
+        // Killed by the parent's SIGTERM: the shutdown hook's flush.
+        _ => loop {
+            x ^= example::push_hot_loop(1_000_000);
+            std::hint::black_box(x);
+        },
+    }
+}
+
+#[test]
+fn environment_started_agents_flush_at_exit_and_on_sigterm() {
+    let Some(bin) = pyroscope_bin() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&bin, dir.path());
+    server.wait_ready();
+    let url = server.url();
+    let started = ms(SystemTime::now()) - 60_000;
+    let nonce = std::process::id();
+    let mut apps = Vec::new();
+    for way_out in ["exit", "sigterm"] {
+        let app = format!("env-{way_out}-{nonce}");
+        // An interval longer than the child lives: only the final flush uploads.
+        let env: Vec<(&str, std::ffi::OsString)> = vec![
+            ("PUSH_CHILD_EXIT", way_out.into()),
+            ("PROFILE_PUSH", url.clone().into()),
+            ("PROFILE_APP", app.clone().into()),
+            ("PROFILE_PUSH_KINDS", "cpu".into()),
+            ("PROFILE_PUSH_INTERVAL", "600".into()),
+        ];
+        let env: Vec<(&str, &std::ffi::OsStr)> =
+            env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        // Reaped below by common::wait_for_child (waitpid), which std's Child cannot see.
+        #[allow(clippy::zombie_processes)]
+        let child = common::spawn_ready("child_started_from_the_environment", &env);
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        if way_out == "sigterm" {
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        }
+        let status = common::wait_for_child(pid, Duration::from_secs(120)).expect("the child hung");
+        println!("{way_out}: {status:?}");
+        match way_out {
+            "exit" => assert!(
+                matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)),
+                "{status:?}"
+            ),
+            _ => assert!(
+                matches!(
+                    status,
+                    nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGTERM, _)
+                ),
+                "{status:?}"
+            ),
+        }
+        apps.push(app);
+    }
+    let end = ms(SystemTime::now()) + 60_000;
+    for app in apps {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (total, hot) = loop {
+            let (total, hot) = cpu_of(&url, &app, started, end);
+            if total > 0 || Instant::now() > deadline {
+                break (total, hot);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
+        assert!(
+            total > 0,
+            "{app}: nothing arrived (the final flush did not happen)"
+        );
+        assert!(hot.ends_with("push_hot_loop"), "{app}: hottest {hot}");
+    }
+}
+
+/// nginx on 127.0.0.1 terminating TLS (a certificate from a private CA) and asking for
+/// basic auth in front of `upstream`, as a hosted Pyroscope (Grafana Cloud) sits behind
+/// TLS and basic auth. None when nginx is not installed (and not CI).
+struct Proxy {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SIGTERM to the master stops its workers too (SIGKILL would orphan them).
+        // SAFETY: kill() with a valid pid and signal has no memory effects.
+        unsafe { nix::libc::kill(self.child.id() as i32, nix::libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx() -> Option<PathBuf> {
+    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(p).is_file() {
+            return Some(p.into());
+        }
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true needs nginx (Debian's nginx-light) for the HTTPS test"
+    );
+    eprintln!("skipped: no nginx for the HTTPS test (Debian's nginx-light)");
+    None
+}
+
+fn openssl(args: &[&std::ffi::OsStr]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a certificate for 127.0.0.1 signed by it and its key, under `dir`; returns the
+/// CA's PEM file.
+fn private_ca(dir: &Path) -> PathBuf {
+    let p = |f: &str| dir.join(f);
+    std::fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let os = std::ffi::OsStr::new;
+    openssl(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("2"),
+        os("-subj"),
+        os("/CN=profile-guard test CA"),
+        os("-keyout"),
+        p("ca.key").as_os_str(),
+        os("-out"),
+        p("ca.pem").as_os_str(),
+    ]);
+    openssl(&[
+        os("req"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=127.0.0.1"),
+        os("-keyout"),
+        p("key.pem").as_os_str(),
+        os("-out"),
+        p("leaf.csr").as_os_str(),
+    ]);
+    openssl(&[
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        p("leaf.csr").as_os_str(),
+        os("-CA"),
+        p("ca.pem").as_os_str(),
+        os("-CAkey"),
+        p("ca.key").as_os_str(),
+        os("-CAcreateserial"),
+        os("-days"),
+        os("2"),
+        os("-extfile"),
+        p("ext").as_os_str(),
+        os("-out"),
+        p("cert.pem").as_os_str(),
+    ]);
+    p("ca.pem")
+}
+
+fn start_proxy(nginx: &Path, dir: &Path, upstream: &str, user: &str, password: &str) -> Proxy {
+    let hash = Command::new("openssl")
+        .args(["passwd", "-apr1", password])
+        .output()
+        .expect("openssl passwd");
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    std::fs::write(dir.join("htpasswd"), format!("{user}:{}\n", hash.trim())).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{}}\n\
+         http {{\n  access_log {d}/nginx-access.log;\n  client_body_temp_path {d}/body;\n  \
+         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+         scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    \
+         ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n    \
+         client_max_body_size 64m;\n    location / {{\n      auth_basic \"pyroscope\";\n      \
+         auth_basic_user_file {d}/htpasswd;\n      proxy_pass {upstream};\n    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    // Listening once a TCP connect succeeds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen; {d}/nginx-error.log"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Proxy { port, child }
+}
+
+/// Pushes goroutine profiles to `url` for a second; the stats.
+fn push_briefly(url: &str, app: &str, ca: Option<&Path>) -> profile::push::PushStats {
+    let mut b = profile::push::pyroscope(url, app)
+        .no_cpu()
+        .heap(false)
+        .goroutines()
+        .interval(Duration::from_millis(200))
+        .flush_deadline(Duration::from_secs(5))
+        .no_shutdown_hook();
+    if let Some(ca) = ca {
+        b = b.root_certificate_pem(std::fs::read(ca).unwrap());
+    }
+    let agent = b.start().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let stats = agent.stop().unwrap();
+    println!("{app}: {stats:?}");
+    stats
+}
+
+#[test]
+fn https_with_basic_auth_through_a_tls_proxy() {
+    let (Some(bin), Some(nginx)) = (pyroscope_bin(), nginx()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&bin, &dir.path().join("pyroscope"));
+    let ca = private_ca(dir.path());
+    let proxy = start_proxy(&nginx, dir.path(), &server.url(), "stack-123", "s3cret");
+    server.wait_ready();
+    let https = |userinfo: &str| format!("https://{userinfo}127.0.0.1:{}", proxy.port);
+
+    // Without the CA the certificate is refused, and the stats say why.
+    let s = push_briefly(&https("stack-123:s3cret@"), "tls-no-ca", None);
+    assert_eq!(s.uploads, 0, "{s:?}");
+    let why = s.last_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("certificate") || why.contains("UnknownIssuer"),
+        "{s:?}"
+    );
+    // A wrong password: 401, rejected (not retried forever).
+    let s = push_briefly(&https("stack-123:wrong@"), "tls-bad-auth", Some(&ca));
+    assert_eq!(s.uploads, 0, "{s:?}");
+    assert!(s.rejected > 0, "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap_or("").contains("401"),
+        "{s:?}"
+    );
+    // The CA and the credentials: every upload accepted, and in Pyroscope.
+    let s = push_briefly(&https("stack-123:s3cret@"), "tls-ok", Some(&ca));
+    assert!(s.uploads > 0, "{s:?}");
+    assert_eq!((s.rejected, s.dropped), (0, 0), "{s:?}");
+    let now = ms(SystemTime::now());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = post(
+            &server.url(),
+            "/querier.v1.QuerierService/SelectMergeStacktraces",
+            serde_json::json!({
+                "profileTypeID": "goroutines:goroutine:count:goroutine:count",
+                "labelSelector": "{service_name=\"tls-ok\"}",
+                "start": now - 120_000, "end": now + 60_000, "maxNodes": 1024
+            }),
+        );
+        if flame(&v).0 > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tls-ok's profiles are not in Pyroscope"
+        );
+        std::thread::sleep(Duration::from_secs(1));
     }
 }

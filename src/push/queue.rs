@@ -155,9 +155,13 @@ pub(crate) fn run(queue: &Queue, mut send: impl FnMut(&Upload) -> Outcome) {
             let left = s.items.len() as u64;
             if left > 0 {
                 s.stats.dropped += left;
-                s.stats.last_error = Some(format!(
-                    "{left} uploads still queued when the flush deadline passed"
-                ));
+                let why = match s.stats.last_error.take() {
+                    Some(e) => format!(
+                        "{left} uploads still queued when the flush deadline passed; the last failure: {e}"
+                    ),
+                    None => format!("{left} uploads still queued when the flush deadline passed"),
+                };
+                s.stats.last_error = Some(why);
                 s.items.clear();
                 s.bytes = 0;
                 s.stats.queued = 0;
