@@ -29,11 +29,14 @@
 //! | goroutines ([`Builder::goroutines`]) | every thread's stack now | `goroutines:goroutine:count:goroutine:count` |
 //! | wall clock ([`Builder::clock`]) | the interval's samples, a cut as CPU | `wall:wall:nanoseconds:wall:nanoseconds` |
 //!
-//! Every upload is named `APP{service_name-less tags}`: Pyroscope adds `service_name =
-//! APP`; the agent adds `hostname`; [`Builder::tag`] adds more (`env`, `version`,
-//! `region`). Sample labels ([`crate::labels`], `http.route` from the axum middleware,
-//! `span_id`/`span_name` from `SpanLayer` with the `push-tracing` feature) become
-//! Pyroscope labels, their keys made valid Prometheus names (`http.route` →
+//! [`otlp`] sends the same profiles to an OpenTelemetry Collector instead (OTLP/HTTP
+//! profiles, one OTLP profile per sample type, labels as attributes).
+//!
+//! Every upload is named `APP{tags}` (Pyroscope's `name` parameter; it files the
+//! series under `service_name = APP`); the agent adds a `hostname` tag, [`Builder::tag`]
+//! adds more (`env`, `version`, `region`). Sample labels ([`crate::labels`], `http.route`
+//! from the axum middleware, `span_id`/`span_name` from `SpanLayer` with the
+//! `push-tracing` feature) become Pyroscope labels, their keys made valid Prometheus names (`http.route` →
 //! `http_route`); `thread_id` and `tokio_task_id` are dropped (one series per thread
 //! would be unbounded), `thread_name` is kept.
 //!
@@ -555,7 +558,9 @@ pub const ENV_APP: &str = "PROFILE_APP";
 /// - `PROFILE_PUSH_KINDS`: `cpu,heap,mutex,block,goroutine,clock` (default `cpu,heap`;
 ///   `all` for every kind but clock);
 /// - `PROFILE_PUSH_INTERVAL`: seconds between uploads (default 15; fractions allowed);
-/// - `PROFILE_PUSH_TOKEN`: a bearer token; `PROFILE_PUSH_TENANT`: `X-Scope-OrgID`.
+/// - `PROFILE_PUSH_TOKEN`: a bearer token; `PROFILE_PUSH_TENANT`: `X-Scope-OrgID`;
+/// - `PROFILE_PUSH_PROTOCOL`: `pyroscope` (the default) or `otlp` (then `PROFILE_PUSH` is
+///   a Collector's OTLP/HTTP endpoint, `http://host:4318`).
 ///
 /// [`crate::from_env`] calls this too and keeps the agent running for the rest of the
 /// process (flushed at exit and on SIGINT/SIGTERM), so setting the variables turns
@@ -593,7 +598,17 @@ fn builder_from(
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "rust-app".into()),
     };
-    let mut b = pyroscope(url.trim(), app);
+    let mut b = match var("PROFILE_PUSH_PROTOCOL")?.as_deref().map(str::trim) {
+        None | Some("" | "pyroscope") => pyroscope(url.trim(), app),
+        Some("otlp") => otlp(url.trim(), app),
+        Some(other) => {
+            return Err(env_error(
+                "PROFILE_PUSH_PROTOCOL",
+                other,
+                "expected pyroscope or otlp".into(),
+            ));
+        }
+    };
     b.cpu_if_free = true;
     if let Some(tags) = var("PROFILE_PUSH_TAGS")? {
         for kv in tags.split(',').filter(|s| !s.trim().is_empty()) {
@@ -745,6 +760,14 @@ mod tests {
         assert!(b.mutex && b.goroutines && !b.heap && !b.block && b.clock_hz.is_none());
         assert_eq!(b.interval, Duration::from_millis(2500));
         assert!(matches!(b.auth, Auth::Bearer(ref t) if t == "t"));
+        assert_eq!(b.sink, Sink::Pyroscope);
+        let (b, _) = builder_from(vars(&[
+            ("PROFILE_PUSH", "http://127.0.0.1:4318"),
+            ("PROFILE_PUSH_PROTOCOL", "otlp"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(b.sink, Sink::Otlp);
         // The application name defaults to the executable's.
         let (b, _) = builder_from(vars(&[("PROFILE_PUSH", "http://h:1")]))
             .unwrap()
@@ -764,6 +787,13 @@ mod tests {
                     ("PROFILE_PUSH_TAGS", "novalue"),
                 ][..],
                 "PROFILE_PUSH_TAGS",
+            ),
+            (
+                &[
+                    ("PROFILE_PUSH", "http://h:1"),
+                    ("PROFILE_PUSH_PROTOCOL", "grpc"),
+                ][..],
+                "PROFILE_PUSH_PROTOCOL",
             ),
             (
                 &[
