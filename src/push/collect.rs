@@ -136,6 +136,10 @@ impl Collector {
         {
             let mut s = queue.state.lock();
             s.stats.intervals += 1;
+            // What could not be pushed at all (a kind off) is said in stats too.
+            if !notes.is_empty() && s.stats.last_error.is_none() {
+                s.stats.last_error = Some(notes.join("; "));
+            }
             if s.unreported_drops > 0 {
                 notes.push(format!(
                     "profile-guard push: {} earlier uploads were dropped (queue full or flush deadline: the server was slow or unreachable)",
