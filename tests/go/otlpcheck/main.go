@@ -101,8 +101,10 @@ func summarize(p pprofile.Profile, dict pprofile.ProfilesDictionary, str func(in
 		v := smp.Values().At(0)
 		out.Samples++
 		out.Total += v
+		// Index 0 is the table's zero value, the empty stack (a thread whose stack could
+		// not be read has one), which the spec allows.
 		si := int(smp.StackIndex())
-		if si <= 0 || si >= dict.StackTable().Len() {
+		if si < 0 || si >= dict.StackTable().Len() {
 			panic(fmt.Sprintf("stack index %d out of %d", si, dict.StackTable().Len()))
 		}
 		locs := dict.StackTable().At(si).LocationIndices()
