@@ -136,8 +136,10 @@ impl Server {
             .append(true)
             .open(self.dir.join("server.log"))
             .unwrap();
+        // Its working directory is its own: Pyroscope writes `data-compactor/` there.
         let child = Command::new(&self.bin)
             .args(&args)
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
