@@ -228,15 +228,6 @@ impl Collector {
             }
         }
     }
-
-    pub(crate) fn finish(self) {
-        if let Some((cpu, _)) = self.cpu {
-            drop(cpu);
-        }
-        if let Some(clock) = self.clock {
-            drop(clock);
-        }
-    }
 }
 
 fn snapshot(kind: ProfileKind) -> Result<Profile, Error> {

@@ -414,7 +414,7 @@ impl Builder {
                     }
                     // The last interval, then the profilers stop.
                     collector.collect(&queue, &series);
-                    collector.finish();
+                    drop(collector); // the profilers stop
                 })
         };
         let collector_thread = match collector_thread {
@@ -480,7 +480,7 @@ impl Inner {
         if let Some((collector, uploader)) = threads {
             if std::process::id() != self.pid {
                 // A fork child: the threads are the parent's.
-                return self.queue.state.lock().stats.clone();
+                return self.queue.state.lock().stats();
             }
             drop(self.stop.lock().take()); // the collector's last round
             let _ = collector.join();
@@ -497,18 +497,18 @@ impl Inner {
             {
                 *running = None;
             }
-            let stats = self.queue.state.lock().stats.clone();
+            let stats = self.queue.state.lock().stats();
             *LAST.lock() = Some(stats.clone());
             return stats;
         }
-        self.queue.state.lock().stats.clone()
+        self.queue.state.lock().stats()
     }
 }
 
 impl Agent {
     /// What the agent has done so far.
     pub fn stats(&self) -> PushStats {
-        self.inner.queue.state.lock().stats.clone()
+        self.inner.queue.state.lock().stats()
     }
 
     /// Collects and queues the last interval, uploads what is queued (waiting at most the
@@ -528,7 +528,7 @@ impl Drop for Agent {
 /// The running agent's stats, else the last one's (None before any).
 pub fn stats() -> Option<PushStats> {
     if let Some(r) = RUNNING.lock().as_ref() {
-        return Some(r.queue.state.lock().stats.clone());
+        return Some(r.queue.state.lock().stats());
     }
     LAST.lock().clone()
 }

@@ -69,6 +69,17 @@ pub(crate) struct State {
     pub(crate) flush_until: Option<Instant>,
 }
 
+impl State {
+    /// The stats, with what is queued now.
+    pub(crate) fn stats(&self) -> PushStats {
+        PushStats {
+            queued: self.items.len(),
+            queued_bytes: self.bytes,
+            ..self.stats.clone()
+        }
+    }
+}
+
 impl Queue {
     pub(crate) fn new(limit_uploads: usize, limit_bytes: usize) -> Arc<Queue> {
         Arc::new(Queue {
@@ -111,8 +122,6 @@ impl Queue {
         }
         s.bytes += upload.body.len();
         s.items.push_back(upload);
-        s.stats.queued = s.items.len();
-        s.stats.queued_bytes = s.bytes;
         drop(s);
         self.wake.notify_all();
     }
@@ -127,8 +136,6 @@ impl Queue {
             s.stats.dropped += 1;
             s.unreported_drops += 1;
         }
-        s.stats.queued = s.items.len();
-        s.stats.queued_bytes = s.bytes;
     }
 }
 
@@ -164,8 +171,6 @@ pub(crate) fn run(queue: &Queue, mut send: impl FnMut(&Upload) -> Outcome) {
                 s.stats.last_error = Some(why);
                 s.items.clear();
                 s.bytes = 0;
-                s.stats.queued = 0;
-                s.stats.queued_bytes = 0;
             }
             return;
         }
@@ -174,8 +179,6 @@ pub(crate) fn run(queue: &Queue, mut send: impl FnMut(&Upload) -> Outcome) {
             continue;
         };
         s.bytes -= upload.body.len();
-        s.stats.queued = s.items.len();
-        s.stats.queued_bytes = s.bytes;
         drop(s);
         let outcome = send(&upload);
         s = queue.state.lock();

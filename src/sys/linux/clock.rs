@@ -103,14 +103,17 @@ impl Sampler {
         self.stop.send(Command::Cut(tx)).map_err(|_| gone())?;
         let collected = rx.recv().map_err(|_| gone())?;
         let now = Instant::now();
+        let duration = now.duration_since(self.started);
         let recorded = Recorded {
             collected,
             hz: self.hz,
             start_nanos: self.start_nanos,
-            duration: now.duration_since(self.started),
+            duration,
         };
         self.started = now;
-        self.start_nanos = now_nanos();
+        // The next window starts where this one ended (not a second clock reading, which
+        // a preemption between the two would leave a gap after).
+        self.start_nanos += duration.as_nanos() as i64;
         Ok(recorded)
     }
 

@@ -677,7 +677,9 @@ impl Sampler {
         let start_nanos = self.start_nanos;
         let duration = now.duration_since(self.started);
         self.started = now;
-        self.start_nanos = now_nanos();
+        // The next window starts where this one ended (not a second clock reading, which
+        // a preemption between the two would leave a gap after).
+        self.start_nanos += duration.as_nanos() as i64;
         let since = std::mem::replace(&mut self.at_cut, counters());
         Ok(build(&part, self.hz, start_nanos, duration, since))
     }
