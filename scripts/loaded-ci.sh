@@ -13,6 +13,13 @@ export PPROF_NEWEST
 PPROF_NEWEST="$(go env GOPATH)/bin/pprof"
 export GO_CHECKER
 GO_CHECKER="$(command -v go)"
+# The Pyroscope server .ci/run built (the version it pins), for tests/push_pyroscope.rs.
+export PYROSCOPE_BIN
+PYROSCOPE_BIN="${PYROSCOPE_BIN:-$(go env GOPATH)/bin/pyroscope-$(sed -n 's/^PYROSCOPE_VERSION=//p' .ci/run)}"
+if [ ! -x "$PYROSCOPE_BIN" ]; then
+    echo "loaded-ci: no Pyroscope server at $PYROSCOPE_BIN; run .ci/run once first" >&2
+    exit 1
+fi
 pids=()
 for _ in $(seq "$N"); do
     (while :; do :; done) &
