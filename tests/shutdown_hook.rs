@@ -30,7 +30,8 @@ fn run_child_and_signal(signal: Signal) {
         "child_workload",
         &[("PROFILE_TEST_OUT", dir.path().as_os_str())],
     );
-    std::thread::sleep(Duration::from_millis(400));
+    // Enough work for a few dozen samples at 100 Hz, however busy the machine is.
+    common::wait_for_cpu(child.id(), Duration::from_millis(300));
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, signal).unwrap();
 

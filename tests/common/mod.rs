@@ -151,6 +151,34 @@ pub fn profile_report(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Waits until process `pid` has used `cpu` of CPU time (user + system, from
+/// `/proc/<pid>/stat`): a child's work to profile measured in what it did, not in wall
+/// time, which a busy machine stretches. Panics after 60 s or if the process is gone.
+#[cfg(target_os = "linux")]
+pub fn wait_for_cpu(pid: u32, cpu: Duration) {
+    // SAFETY: sysconf reads a constant; no memory is passed.
+    let ticks = match unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } {
+        t if t > 0 => t as u64,
+        _ => 100,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+        // Fields after the command name (which may hold spaces), from field 3 on.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let used: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        if Duration::from_millis(used * 1000 / ticks) >= cpu {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} used {used} ticks of CPU in 60 s, waiting for {cpu:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs this test binary again on its ignored test `test` (the child side of a
 /// process test), with `env`, stdout piped; returns once the child prints `READY`
 /// (panics after 60 s).
