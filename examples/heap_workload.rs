@@ -9,7 +9,10 @@
 //! ```
 //!
 //! `system`: plain System allocator; `off`: the wrapper, sampling off; `on`: sampling at
-//! 512 KiB. Two threads each run the workload N times (default 20000).
+//! 512 KiB. Two threads each run the workload N times (default 20000). A third argument
+//! `bare` runs the bare malloc/free stress loop instead (N allocations per thread), e.g.
+//! `heap_workload on 1000000 bare` under `valgrind --tool=cachegrind --cache-sim=yes`
+//! for what a sample costs in instructions and cache misses.
 
 #[path = "../benches/common/heap.rs"]
 mod common;
@@ -31,13 +34,20 @@ fn main() {
                 .expect("the wrapper is installed");
         }
         _ => {
-            eprintln!("usage: heap_workload system|off|on [ITERATIONS]");
+            eprintln!("usage: heap_workload system|off|on [ITERATIONS] [bare]");
             std::process::exit(2);
         }
     }
+    let bare = std::env::args().nth(3).is_some_and(|w| w == "bare");
     std::thread::scope(|s| {
         for t in 0..2 {
-            s.spawn(move || common::program(n, t));
+            s.spawn(move || {
+                if bare {
+                    std::hint::black_box(common::churn(&GLOBAL, 0x9e37_79b9 + t, n, 7, false));
+                } else {
+                    std::hint::black_box(common::program(n, t));
+                }
+            });
         }
     });
 }
