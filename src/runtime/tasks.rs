@@ -22,11 +22,18 @@
 //!
 //! **Caution**: tokio documents that a dump may never finish when a worker is blocked in
 //! synchronous code, and a dump that does not finish holds the other workers in its
-//! barrier: the runtime stops. We saw it here once, on a machine with four busy loops,
-//! during a load that blocked workers on contended std-API locks (`tests/axum_service.rs`
-//! under `--cfg tokio_unstable`): one worker waited in tokio's `trace_core` barrier for
-//! good. Turn task dumps on only where workers do not block, and never on a service whose
-//! availability matters more than its goroutine profile.
+//! barrier: the runtime stops. A worker that is only late does it too: a worker that
+//! reaches the dump's first barrier more than 250 ms after another gives up, but tokio
+//! (1.54.1, the newest; tokio-rs/tokio#8370 is the open fix) leaves its arrival counted,
+//! so the late one is taken for the last of them, traces, and waits at the closing
+//! barrier for a worker that will not come: that worker is lost for good and dropping
+//! the runtime hangs. We saw both here on a machine with four busy loops on two CPUs
+//! (`tests/axum_service.rs` under `--cfg tokio_unstable`: once with workers blocked on
+//! contended std-API locks, once with a CPU-starved worker after every check had
+//! passed). A snapshot waits [`DUMP_TIMEOUT`] and says so in the profile; later ones say
+//! the previous dump has not finished and start none. Turn task dumps on only where
+//! workers neither block nor starve, and never on a service whose availability matters
+//! more than its goroutine profile.
 
 use std::sync::Mutex;
 use std::time::Duration;
