@@ -176,7 +176,11 @@ impl Collector {
         if self.goroutines {
             out.push((ProfileKind::Threads, runtime::threads::profile(), 0));
         }
-        let (from_s, until_s) = (secs(from), secs(until).max(secs(from) + 1));
+        // In nanoseconds: in whole seconds (what pyroscope-go sends) an interval that
+        // starts and ends within one second (the last one at stop, one after a late tick)
+        // gets the previous one's from/until, and the server keeps one profile of the
+        // two (seen as a lost interval's CPU after the restart test).
+        let (from_ns, until_ns) = (nanos(from), nanos(until).max(nanos(from) + 1));
         for (kind, result, hz) in out {
             match result {
                 Ok(p) => {
@@ -200,7 +204,7 @@ impl Collector {
                                 kind: kind.name(),
                                 target: format!(
                                     "/ingest?{}",
-                                    pyroscope::query(name, from_s, until_s, hz.max(100))
+                                    pyroscope::query(name, from_ns, until_ns, hz.max(100))
                                 ),
                                 content_type,
                                 headers: &[],
@@ -210,7 +214,7 @@ impl Collector {
                         Series::Otlp(resource) => {
                             let mut id = [0u8; 16];
                             id[..8].copy_from_slice(&self.queue_seed.to_le_bytes());
-                            id[8..].copy_from_slice(&until_s.to_le_bytes());
+                            id[8..].copy_from_slice(&until_ns.to_le_bytes());
                             Upload {
                                 kind: kind.name(),
                                 target: "/v1development/profiles".into(),
@@ -241,8 +245,9 @@ fn snapshot(kind: ProfileKind) -> Result<Profile, Error> {
     }
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).

@@ -1,5 +1,5 @@
 //! Pyroscope's ingestion API, as its server (v1) reads it and pyroscope-go writes it:
-//! `POST {url}/ingest?name=APP{tags}&from=S&until=S&spyName=..&sampleRate=..` with a
+//! `POST {url}/ingest?name=APP{tags}&from=T&until=T&spyName=..&sampleRate=..` with a
 //! multipart body holding the gzipped pprof (`profile`) and, for kinds whose sample
 //! types Pyroscope would misname, a `sample_type_config` (the block profile's
 //! `contentions`/`delay` would otherwise be filed as mutex).
@@ -148,10 +148,11 @@ pub(crate) fn query_escape(v: &str) -> String {
     out
 }
 
-/// The query string of one upload.
-pub(crate) fn query(name: &str, from_secs: u64, until_secs: u64, sample_rate: u32) -> String {
+/// The query string of one upload; `from` and `until` in Unix nanoseconds (the server
+/// reads 19 digits as nanoseconds, 10 as seconds).
+pub(crate) fn query(name: &str, from: u64, until: u64, sample_rate: u32) -> String {
     format!(
-        "name={}&from={from_secs}&until={until_secs}&spyName={SPY_NAME}&sampleRate={sample_rate}",
+        "name={}&from={from}&until={until}&spyName={SPY_NAME}&sampleRate={sample_rate}",
         query_escape(name)
     )
 }
