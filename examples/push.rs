@@ -216,21 +216,18 @@ pub fn run(
         if agent.stats().intervals >= intervals / 2
             && let Some(m) = middle.take()
         {
-            // Between intervals, with no upload in flight: a tick, then its uploads done
-            // (nothing queued, none finished for 300 ms). A server that is stopped while
-            // an upload reaches it may acknowledge it and lose it (Pyroscope 1.9 did:
-            // one interval's CPU gone after a SIGTERM that came with the uploads).
+            // Between intervals, with no upload in flight: a tick, then its uploads
+            // done. A server that is stopped while an upload reaches it may acknowledge
+            // it and lose it (Pyroscope 1.9 did: one interval's CPU gone after a SIGTERM
+            // that came with the uploads).
             let tick = agent.stats().intervals;
             while agent.stats().intervals == tick {
                 thread::sleep(Duration::from_millis(5));
             }
-            let mut last = agent.stats().uploads;
-            let mut quiet = Instant::now();
-            while agent.stats().queued > 0 || quiet.elapsed() < Duration::from_millis(300) {
-                let now = agent.stats().uploads;
-                if now != last {
-                    (last, quiet) = (now, Instant::now());
-                }
+            while {
+                let s = agent.stats();
+                s.queued > 0 || s.sending
+            } {
                 thread::sleep(Duration::from_millis(5));
             }
             m();

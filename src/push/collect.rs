@@ -135,7 +135,6 @@ impl Collector {
         let mut notes = std::mem::take(&mut self.notes);
         {
             let mut s = queue.state.lock();
-            s.stats.intervals += 1;
             // What could not be pushed at all (a kind off) is said in stats too.
             if !notes.is_empty() && s.stats.last_error.is_none() {
                 s.stats.last_error = Some(notes.join("; "));
@@ -231,6 +230,8 @@ impl Collector {
                 }
             }
         }
+        // Counted once its uploads are queued: who sees the count also sees them.
+        queue.state.lock().stats.intervals += 1;
     }
 }
 

@@ -29,6 +29,8 @@ pub struct PushStats {
     pub queued: usize,
     /// Bytes waiting now.
     pub queued_bytes: usize,
+    /// An upload is being sent now (taken from the queue, no answer yet).
+    pub sending: bool,
     /// The latest failure (an upload's or a kind's), if any.
     pub last_error: Option<String>,
 }
@@ -67,6 +69,8 @@ pub(crate) struct State {
     pub(crate) unreported_drops: u64,
     /// Set by `stop`: upload what is queued until this instant, then quit.
     pub(crate) flush_until: Option<Instant>,
+    /// The uploader has taken an upload and has no answer for it yet.
+    pub(crate) sending: bool,
 }
 
 impl State {
@@ -75,6 +79,7 @@ impl State {
         PushStats {
             queued: self.items.len(),
             queued_bytes: self.bytes,
+            sending: self.sending,
             ..self.stats.clone()
         }
     }
@@ -89,6 +94,7 @@ impl Queue {
                 stats: PushStats::default(),
                 unreported_drops: 0,
                 flush_until: None,
+                sending: false,
             }),
             wake: Condvar::new(),
             limit_uploads: limit_uploads.max(1),
@@ -179,9 +185,11 @@ pub(crate) fn run(queue: &Queue, mut send: impl FnMut(&Upload) -> Outcome) {
             continue;
         };
         s.bytes -= upload.body.len();
+        s.sending = true;
         drop(s);
         let outcome = send(&upload);
         s = queue.state.lock();
+        s.sending = false;
         match outcome {
             Outcome::Sent => {
                 s.stats.uploads += 1;
