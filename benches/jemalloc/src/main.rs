@@ -5,6 +5,16 @@
 //! cd benches/jemalloc && cargo run --release
 //! ```
 //!
+//! Timings on a shared machine move by a few percent between runs; for exact counts, one
+//! configuration runs once (both threads, one workload) under valgrind:
+//!
+//! ```text
+//! cd benches/jemalloc && cargo build --release
+//! for c in jemalloc jemalloc-prof ours-jemalloc; do
+//!   valgrind --tool=cachegrind --cache-sim=yes target/release/heap-vs-jemalloc count $c program 3000
+//! done
+//! ```
+//!
 //! Configurations, each as a ratio of the worker threads' CPU time against its base
 //! allocator alone (the median over rotating rounds of per-round ratios, as
 //! `benches/heap_overhead.rs` does):
@@ -68,12 +78,17 @@ fn run<A: GlobalAlloc + Sync>(a: &A, w: Workload) -> Duration {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
                 s.spawn(move || {
+                    let n = COUNT_N.load(Ordering::Relaxed);
+                    let (ops, iterations) = match n {
+                        0 => (OPS_PER_THREAD, PROGRAM_ITERATIONS),
+                        n => (n, n),
+                    };
                     let before = thread_cpu();
                     let seed = 0x9e37_79b9 + t as u64;
                     match w {
-                        Workload::Mixed => black_box(churn(a, seed, OPS_PER_THREAD, 12, false)),
-                        Workload::Small => black_box(churn(a, seed, OPS_PER_THREAD, 7, true)),
-                        Workload::Program => black_box(heap::program(PROGRAM_ITERATIONS, seed)),
+                        Workload::Mixed => black_box(churn(a, seed, ops, 12, false)),
+                        Workload::Small => black_box(churn(a, seed, ops, 7, true)),
+                        Workload::Program => black_box(heap::program(iterations, seed)),
                     };
                     thread_cpu() - before
                 })
@@ -176,8 +191,59 @@ fn measure(w: Workload, name: &str) -> [f64; 3] {
     m
 }
 
+/// `count CONFIG WORKLOAD [N]`: one configuration once, for valgrind's exact counts.
+/// CONFIG: `system`, `ours-system`, `jemalloc`, `jemalloc-prof`, `ours-jemalloc`;
+/// WORKLOAD: `mixed`, `small`, `program`; N: operations (iterations for the program) per
+/// thread.
+fn count(args: &[String]) -> Result<(), String> {
+    let usage = "usage: heap-vs-jemalloc count system|ours-system|jemalloc|jemalloc-prof|ours-jemalloc mixed|small|program [N]";
+    let (Some(name), Some(workload)) = (args.first(), args.get(1)) else {
+        return Err(usage.into());
+    };
+    let w = match workload.as_str() {
+        "mixed" => Workload::Mixed,
+        "small" => Workload::Small,
+        "program" => Workload::Program,
+        _ => return Err(usage.into()),
+    };
+    let n: usize = match args.get(2) {
+        Some(n) => n.parse().map_err(|_| format!("N is not a count: {n}"))?,
+        None => 3000,
+    };
+    let k = match name.as_str() {
+        "system" if !matches!(w, Workload::Program) => 0,
+        "ours-system" if !matches!(w, Workload::Program) => 1,
+        "jemalloc" => 2,
+        "jemalloc-prof" => 3,
+        "ours-jemalloc" => 4,
+        _ => {
+            return Err(format!(
+                "{usage} (the program runs on the global allocator: jemalloc)"
+            ));
+        }
+    };
+    COUNT_N.store(n, Ordering::Relaxed);
+    let t = config(k, w);
+    println!(
+        "{name} {workload} x{n}: {:.3} s of worker CPU",
+        t.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Nonzero: the operations (or program iterations) per thread of a `count` run.
+static COUNT_N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn main() {
     assert!(profile::runtime::heap::is_installed());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "count") {
+        if let Err(e) = count(&args[1..]) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     // SAFETY: read-only jemalloc controls.
     let (libgcc, libunwind): (bool, bool) = unsafe {
         (
