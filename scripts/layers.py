@@ -3,8 +3,9 @@
 docs/architecture.md, "Layers").
 
 A module is a file under src/. An edge A -> B is any path in A's code (a `use`, or a
-qualified path such as `crate::runtime::cpu::claim`) that names B, resolved to the
-longest module prefix; `mod` declarations are not edges. Rules:
+qualified path such as `crate::runtime::cpu::claim`, `super::message::Response` or, from
+a module with a child `queue`, `queue::State`) that names B, resolved to the longest
+module prefix; `mod` declarations are not edges. Rules:
 
 1. nothing under src/sys imports from builder, guard, runtime, heap, sync, http, output,
    env, toggle, trace or session (platform code reports up through callbacks and
@@ -49,12 +50,14 @@ def strip(src):
 
 
 def use_paths(src):
-    """Every path the code names: expanded `use` trees and inline `a::b::c` paths."""
+    """Every path the code names: expanded `use` trees and inline `a::b::c` paths (those
+    from `crate`, `super` or `self`, and relative ones: `queue::State` in a module with a
+    child `queue`; `resolve` drops the paths that name no module of the crate)."""
     paths = []
     for m in re.finditer(r"\buse\s+([^;]+);", src):
         paths.extend(expand(m.group(1).replace("\n", " ")))
     body = re.sub(r"\buse\s+[^;]+;", "", src)
-    for m in re.finditer(r"\b((?:crate|super|self)(?:\s*::\s*\w+)+)", body):
+    for m in re.finditer(r"(?<![\w:])(\w+(?:\s*::\s*\w+)+)", body):
         paths.append([p.strip() for p in m.group(1).split("::")])
     return paths
 
@@ -106,6 +109,10 @@ def resolve(path, here, mods):
             if rest[0] == "super":
                 base = base[:-1]
             rest = rest[1:]
+    elif tuple(here) + (path[0],) in mods:
+        # A relative path from a child module's name (Rust 2018 paths): `queue::State`
+        # in `push`, or `use queue::State;`.
+        base, rest = here, path
     else:
         return None
     best = None

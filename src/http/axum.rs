@@ -51,7 +51,8 @@ use ::axum::extract::{ConnectInfo, Request, State};
 use ::axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use ::axum::response::IntoResponse;
 
-use super::{Endpoints, Response};
+use super::message::{Response, bearer_refusal};
+use super::router::{Endpoints, heap_sampling_by_default};
 
 /// The largest request body read (only `/symbol` has one).
 const MAX_BODY: usize = 64 * 1024;
@@ -124,7 +125,7 @@ impl RouterBuilder {
 
     /// The router: `/debug/pprof`, `/debug/pprof/` and everything below it.
     pub fn build<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
-        super::heap_sampling_by_default();
+        heap_sampling_by_default();
         // The goroutine profile lists this runtime's tasks (with tokio's task dumps).
         if let Ok(handle) = ::tokio::runtime::Handle::try_current() {
             crate::runtime::tasks::register(handle);
@@ -160,7 +161,7 @@ fn refusal(config: &Config, request: &Request) -> Option<Response> {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        return super::bearer_refusal(token, given);
+        return bearer_refusal(token, given);
     }
     if config.trust_peers {
         return None;
@@ -205,7 +206,7 @@ async fn serve(State(config): State<Arc<Config>>, request: Request) -> ::axum::r
     let endpoints = config.endpoints;
     let run = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let request = super::Request {
+        let request = super::message::Request {
             method: &method,
             path: &path,
             query: &query,

@@ -5,233 +5,252 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use super::{Endpoints, Query, Request, Response};
+use super::message::{Query, Request, Response};
 use crate::kind::{self, Kind, ProfileKind, Taking, Text};
 use crate::profile::text;
 use crate::{Error, Profile, runtime};
 
-impl Endpoints {
-    /// A profile taken over `seconds` (default 30) by `take`.
-    pub(super) fn timed_profile(
-        &self,
-        query: &Query,
-        cancelled: &dyn Fn() -> bool,
-        take: impl FnOnce(Duration, &dyn Fn() -> bool) -> Result<Profile, Response>,
-    ) -> Result<Profile, Response> {
-        let seconds = self.seconds(query.seconds, 30)?;
-        take(Duration::from_secs(seconds), cancelled)
-    }
+/// A profile taken over `seconds` (default 30) by `take`.
+pub(super) fn timed_profile(
+    max_seconds: u64,
+    query: &Query,
+    cancelled: &dyn Fn() -> bool,
+    take: impl FnOnce(Duration, &dyn Fn() -> bool) -> Result<Profile, Response>,
+) -> Result<Profile, Response> {
+    let seconds = seconds(query.seconds, 30, max_seconds)?;
+    take(Duration::from_secs(seconds), cancelled)
+}
 
-    /// `/trace?seconds=S`: an execution trace (JSON) of S seconds, S a positive number
-    /// (fractions allowed, as in Go), default 1.
-    #[cfg(feature = "trace")]
-    pub(super) fn trace(&self, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
-        let seconds = match query.seconds.map(str::parse::<f64>) {
-            None => 1.0,
-            Some(Ok(s)) if s > 0.0 && s <= self.max_seconds as f64 => s,
-            Some(Ok(s)) if s > 0.0 => {
-                return Response::error(
-                    400,
-                    &format!(
-                        "invalid value for \"seconds\" - {s} exceeds the limit of {}",
-                        self.max_seconds
-                    ),
-                );
-            }
-            Some(_) => {
-                return Response::error(
-                    400,
-                    "invalid value for \"seconds\" - must be a positive number",
-                );
-            }
-        };
-        let tracer = match crate::trace::start(runtime::cpu::DEFAULT_FREQUENCY) {
-            Ok(t) => t,
-            Err(e) => return Response::error(500, &format!("Could not enable tracing: {e}")),
-        };
-        if !wait(Duration::from_secs_f64(seconds), cancelled) {
-            drop(tracer);
-            return Response::error(499, "client went away");
-        }
-        match tracer.stop() {
-            Ok(trace) => {
-                let mut r = Response::new(200, "application/json", trace.json().to_vec());
-                r.headers.push((
-                    "Content-Disposition".into(),
-                    "attachment; filename=\"trace.json\"".into(),
-                ));
-                r
-            }
-            Err(e) => Response::error(500, &format!("Could not write trace: {e}")),
-        }
-    }
-
-    /// `/flamegraph?kind=K&seconds=N&sample_index=T`: the profile `K` (`cpu`, the default,
-    /// `heap`, `allocs`, `mutex`, `block`, `goroutine`/`threads`, `clock`, `threadcreate`)
-    /// as an SVG flame graph, taken as its own endpoint takes it (CPU and clock for N
-    /// seconds, default 30; the others a snapshot, or a delta over N seconds).
-    pub(super) fn flamegraph(&self, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
-        // Every kind that is a pprof profile: all but the trace.
-        let drawable = || kind::KINDS.iter().filter(|k| k.kind != ProfileKind::Trace);
-        let requested = query.kind.unwrap_or("cpu");
-        let Some(k) = kind::find(requested).filter(|k| k.kind != ProfileKind::Trace) else {
-            let names: Vec<&str> = drawable()
-                .flat_map(|k| {
-                    if k.kind == ProfileKind::Cpu {
-                        k.names
-                    } else {
-                        k.endpoints
-                    }
-                })
-                .copied()
-                .collect();
+/// `/trace?seconds=S`: an execution trace (JSON) of S seconds, S a positive number
+/// (fractions allowed, as in Go), default 1.
+#[cfg(feature = "trace")]
+pub(super) fn trace(max_seconds: u64, query: &Query, cancelled: &dyn Fn() -> bool) -> Response {
+    let seconds = match query.seconds.map(str::parse::<f64>) {
+        None => 1.0,
+        Some(Ok(s)) if s > 0.0 && s <= max_seconds as f64 => s,
+        Some(Ok(s)) if s > 0.0 => {
             return Response::error(
                 400,
                 &format!(
-                    "invalid value for \"kind\" - {requested:?} must be one of: {}",
-                    names.join(", ")
+                    "invalid value for \"seconds\" - {s} exceeds the limit of {}",
+                    max_seconds
                 ),
             );
-        };
-        // The endpoint named in titles: the one asked for, or the kind's first.
-        let path = if k.endpoints.contains(&requested) {
-            requested
-        } else {
-            k.endpoints[0]
-        };
-        if query.debug.is_some() {
-            return Response::error(400, "debug is not supported for flame graphs");
         }
-        // Taken as the kind's own endpoint takes it: same caps, cancellation and errors.
-        let taken = match k.taking {
-            Taking::Session => self.timed_profile(query, cancelled, |d, c| timed_kind(k, d, c)),
-            Taking::Snapshot => match k.snapshot {
-                Some(take) => self
-                    .named_profile(k, take, path, query, cancelled)
-                    .map(|(p, _)| p),
-                None => return Response::error(400, "this kind has no snapshot"),
-            },
-        };
-        let profile = match taken {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let options = crate::report::Options {
-            sample_index: query.sample_index.map(str::to_owned),
-            ..Default::default()
-        };
-        if let Err(e) = crate::report::sample_index(&profile, query.sample_index) {
-            return Response::error(400, &format!("invalid value for \"sample_index\" - {e}"));
-        }
-        let flame = crate::report::FlameOptions::default().title(format!("{path} flame graph"));
-        match crate::report::flamegraph(&profile, &options, &flame) {
-            Ok(svg) => Response::new(200, "image/svg+xml", svg),
-            // Nothing sampled (an idle program, no allocations yet): say so in the picture.
-            Err(Error::NothingToDraw) => Response::new(
-                200,
-                "image/svg+xml",
-                format!(
-                    "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" \
-                     width=\"600\" height=\"60\"><text x=\"10\" y=\"35\" \
-                     font-family=\"Verdana\" font-size=\"14\">No samples in this {path} \
-                     profile.</text></svg>\n"
-                )
-                .into_bytes(),
-            ),
-            Err(e) => Response::error(500, &format!("Could not draw the flame graph: {e}")),
-        }
-    }
-
-    pub(super) fn named(
-        &self,
-        k: &Kind,
-        take: Snapshot,
-        name: &str,
-        query: &Query,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Response {
-        let debug = match query.debug.map(str::parse::<u8>) {
-            None => 0,
-            Some(Ok(d)) if d <= 2 => d,
-            Some(_) => {
-                return Response::error(400, "invalid value for \"debug\" - must be 0, 1 or 2");
-            }
-        };
-        if query.seconds.is_some() && debug != 0 {
-            return Response::error(400, "seconds and debug params are incompatible");
-        }
-        // A kind that records nothing now says so, with the call that turns it on.
-        let off = k.off.and_then(|off| off());
-        if debug == 0 {
-            return match self.named_profile(k, take, name, query, cancelled) {
-                Ok((mut p, file)) => {
-                    if let Some(off) = off {
-                        p.comments.push(format!("profile: {off}"));
-                    }
-                    Response::profile(&p, &file)
-                }
-                Err(r) => r,
-            };
-        }
-        let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
-        let mut out = Vec::new();
-        let written = if k.text == Text::Threads {
-            let snap = match runtime::threads::snapshot() {
-                Ok(s) => s,
-                Err(e) => return failed(e),
-            };
-            if debug == 1 {
-                snap.write_counts(&mut out)
-            } else {
-                snap.write_dump(&mut out)
-            }
-        } else {
-            let p = match take() {
-                Ok(p) => p,
-                Err(e) => return failed(e),
-            };
-            match k.text {
-                Text::Heap => text::write_heap(&p, &mut out),
-                Text::Contention { mutex } => text::write_contention(&p, mutex, &mut out),
-                _ => text::write_counts(&p, name, &mut out),
-            }
-        };
-        if let Some(off) = off {
-            out.extend_from_slice(format!("# profile: {off}\n").as_bytes());
-        }
-        match written {
-            Ok(()) => Response::text(out),
-            Err(e) => failed(Error::system("writing the response", e)),
-        }
-    }
-
-    /// The profile `name` (a snapshot, or with `seconds` a delta over them) and the file
-    /// name to offer it as.
-    pub(super) fn named_profile(
-        &self,
-        k: &Kind,
-        take: Snapshot,
-        name: &str,
-        query: &Query,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<(Profile, String), Response> {
-        let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
-        if query.seconds.is_none() {
-            return Ok((take().map_err(failed)?, name.to_owned()));
-        }
-        if k.kind == ProfileKind::Threads {
-            return Err(Response::error(
+        Some(_) => {
+            return Response::error(
                 400,
-                "seconds is not supported for thread dumps",
+                "invalid value for \"seconds\" - must be a positive number",
+            );
+        }
+    };
+    let tracer = match crate::trace::start(runtime::cpu::DEFAULT_FREQUENCY) {
+        Ok(t) => t,
+        Err(e) => return Response::error(500, &format!("Could not enable tracing: {e}")),
+    };
+    if !wait(Duration::from_secs_f64(seconds), cancelled) {
+        drop(tracer);
+        return Response::error(499, "client went away");
+    }
+    match tracer.stop() {
+        Ok(trace) => {
+            let mut r = Response::new(200, "application/json", trace.json().to_vec());
+            r.headers.push((
+                "Content-Disposition".into(),
+                "attachment; filename=\"trace.json\"".into(),
             ));
+            r
         }
-        let seconds = self.seconds(query.seconds, 30)?;
-        let start = take().map_err(failed)?;
-        if !wait(Duration::from_secs(seconds), cancelled) {
-            return Err(Response::error(499, "client went away"));
+        Err(e) => Response::error(500, &format!("Could not write trace: {e}")),
+    }
+}
+
+/// `/flamegraph?kind=K&seconds=N&sample_index=T`: the profile `K` (`cpu`, the default,
+/// `heap`, `allocs`, `mutex`, `block`, `goroutine`/`threads`, `clock`, `threadcreate`)
+/// as an SVG flame graph, taken as its own endpoint takes it (CPU and clock for N
+/// seconds, default 30; the others a snapshot, or a delta over N seconds).
+pub(super) fn flamegraph(
+    max_seconds: u64,
+    query: &Query,
+    cancelled: &dyn Fn() -> bool,
+) -> Response {
+    // Every kind that is a pprof profile: all but the trace.
+    let drawable = || kind::KINDS.iter().filter(|k| k.kind != ProfileKind::Trace);
+    let requested = query.kind.unwrap_or("cpu");
+    let Some(k) = kind::find(requested).filter(|k| k.kind != ProfileKind::Trace) else {
+        let names: Vec<&str> = drawable()
+            .flat_map(|k| {
+                if k.kind == ProfileKind::Cpu {
+                    k.names
+                } else {
+                    k.endpoints
+                }
+            })
+            .copied()
+            .collect();
+        return Response::error(
+            400,
+            &format!(
+                "invalid value for \"kind\" - {requested:?} must be one of: {}",
+                names.join(", ")
+            ),
+        );
+    };
+    // The endpoint named in titles: the one asked for, or the kind's first.
+    let path = if k.endpoints.contains(&requested) {
+        requested
+    } else {
+        k.endpoints[0]
+    };
+    if query.debug.is_some() {
+        return Response::error(400, "debug is not supported for flame graphs");
+    }
+    // Taken as the kind's own endpoint takes it: same caps, cancellation and errors.
+    let taken = match k.taking {
+        Taking::Session => timed_profile(max_seconds, query, cancelled, |d, c| timed_kind(k, d, c)),
+        Taking::Snapshot => match k.snapshot {
+            Some(take) => {
+                named_profile(max_seconds, k, take, path, query, cancelled).map(|(p, _)| p)
+            }
+            None => return Response::error(400, "this kind has no snapshot"),
+        },
+    };
+    let profile = match taken {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let options = crate::report::Options {
+        sample_index: query.sample_index.map(str::to_owned),
+        ..Default::default()
+    };
+    if let Err(e) = crate::report::sample_index(&profile, query.sample_index) {
+        return Response::error(400, &format!("invalid value for \"sample_index\" - {e}"));
+    }
+    let flame = crate::report::FlameOptions::default().title(format!("{path} flame graph"));
+    match crate::report::flamegraph(&profile, &options, &flame) {
+        Ok(svg) => Response::new(200, "image/svg+xml", svg),
+        // Nothing sampled (an idle program, no allocations yet): say so in the picture.
+        Err(Error::NothingToDraw) => Response::new(
+            200,
+            "image/svg+xml",
+            format!(
+                "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" \
+                 width=\"600\" height=\"60\"><text x=\"10\" y=\"35\" \
+                 font-family=\"Verdana\" font-size=\"14\">No samples in this {path} \
+                 profile.</text></svg>\n"
+            )
+            .into_bytes(),
+        ),
+        Err(e) => Response::error(500, &format!("Could not draw the flame graph: {e}")),
+    }
+}
+
+pub(super) fn named(
+    max_seconds: u64,
+    k: &Kind,
+    take: Snapshot,
+    name: &str,
+    query: &Query,
+    cancelled: &dyn Fn() -> bool,
+) -> Response {
+    let debug = match query.debug.map(str::parse::<u8>) {
+        None => 0,
+        Some(Ok(d)) if d <= 2 => d,
+        Some(_) => {
+            return Response::error(400, "invalid value for \"debug\" - must be 0, 1 or 2");
         }
-        let end = take().map_err(failed)?;
-        Ok((end.delta(&start), format!("{name}-delta")))
+    };
+    if query.seconds.is_some() && debug != 0 {
+        return Response::error(400, "seconds and debug params are incompatible");
+    }
+    // A kind that records nothing now says so, with the call that turns it on.
+    let off = k.off.and_then(|off| off());
+    if debug == 0 {
+        return match named_profile(max_seconds, k, take, name, query, cancelled) {
+            Ok((mut p, file)) => {
+                if let Some(off) = off {
+                    p.comments.push(format!("profile: {off}"));
+                }
+                Response::profile(&p, &file)
+            }
+            Err(r) => r,
+        };
+    }
+    let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
+    let mut out = Vec::new();
+    let written = if k.text == Text::Threads {
+        let snap = match runtime::threads::snapshot() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if debug == 1 {
+            snap.write_counts(&mut out)
+        } else {
+            snap.write_dump(&mut out)
+        }
+    } else {
+        let p = match take() {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        match k.text {
+            Text::Heap => text::write_heap(&p, &mut out),
+            Text::Contention { mutex } => text::write_contention(&p, mutex, &mut out),
+            _ => text::write_counts(&p, name, &mut out),
+        }
+    };
+    if let Some(off) = off {
+        out.extend_from_slice(format!("# profile: {off}\n").as_bytes());
+    }
+    match written {
+        Ok(()) => Response::text(out),
+        Err(e) => failed(Error::system("writing the response", e)),
+    }
+}
+
+/// The profile `name` (a snapshot, or with `seconds` a delta over them) and the file
+/// name to offer it as.
+pub(super) fn named_profile(
+    max_seconds: u64,
+    k: &Kind,
+    take: Snapshot,
+    name: &str,
+    query: &Query,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(Profile, String), Response> {
+    let failed = |e: Error| Response::error(500, &format!("Could not get {name} profile: {e}"));
+    if query.seconds.is_none() {
+        return Ok((take().map_err(failed)?, name.to_owned()));
+    }
+    if k.kind == ProfileKind::Threads {
+        return Err(Response::error(
+            400,
+            "seconds is not supported for thread dumps",
+        ));
+    }
+    let seconds = seconds(query.seconds, 30, max_seconds)?;
+    let start = take().map_err(failed)?;
+    if !wait(Duration::from_secs(seconds), cancelled) {
+        return Err(Response::error(499, "client went away"));
+    }
+    let end = take().map_err(failed)?;
+    Ok((end.delta(&start), format!("{name}-delta")))
+}
+
+/// `seconds` for the endpoints that take it: `default` if absent, positive, at most
+/// `max_seconds`.
+fn seconds(raw: Option<&str>, default: u64, max_seconds: u64) -> Result<u64, Response> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<u64>() {
+        Ok(s) if s > 0 && s <= max_seconds => Ok(s),
+        Ok(s) if s > max_seconds => Err(Response::error(
+            400,
+            &format!("invalid value for \"seconds\" - {s} exceeds the limit of {max_seconds}"),
+        )),
+        _ => Err(Response::error(
+            400,
+            "invalid value for \"seconds\" - must be a positive integer",
+        )),
     }
 }
 

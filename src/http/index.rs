@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::Response;
+use super::message::Response;
 use crate::kind::{self, Taking};
 
 /// The HTML index: every profile of the kinds table (by endpoint), its count where one

@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Endpoints, Request, Response};
+use super::message::{Request, Response, bearer_refusal};
+use super::router::{Endpoints, heap_sampling_by_default};
 use crate::Error;
 
 /// The largest request head read.
@@ -141,7 +142,7 @@ impl ServerBuilder {
             .join(", ");
         let listener = TcpListener::bind(&addrs[..])
             .map_err(|e| Error::system(format!("listening on {named}"), e))?;
-        super::heap_sampling_by_default();
+        heap_sampling_by_default();
         let local = listener
             .local_addr()
             .map_err(|e| Error::system(format!("listening on {named}"), e))?;
@@ -401,7 +402,7 @@ fn serve_request(stream: &mut TcpStream, shared: &Shared, id: u64) -> io::Result
     // The token is checked as soon as the head is in: an unauthorised client's body is
     // never waited for.
     if let Some(token) = &config.token
-        && let Some(r) = super::bearer_refusal(token, authorization.as_deref())
+        && let Some(r) = bearer_refusal(token, authorization.as_deref())
     {
         return write_response(stream, &r, method != "HEAD");
     }

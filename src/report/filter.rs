@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
+use super::graph;
+use super::limits::invalid;
+use super::options::Options;
 use super::prune::pruned;
-use super::{Options, graph, invalid};
 use crate::Error;
 use crate::profile::{Index, Location, Profile, Sample};
 

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::filter::prepare;
-use super::{Bounded, MAX_OUTPUT_BYTES, Options, invalid, output_too_large, sample_index};
+use super::limits::{Bounded, MAX_OUTPUT_BYTES, invalid, output_too_large};
+use super::options::{Options, sample_index};
 use crate::Error;
 use crate::profile::Profile;
 

@@ -24,12 +24,18 @@
 mod filter;
 mod flame;
 mod graph;
+mod limits;
+mod options;
 mod prune;
 mod top;
 mod units;
 
 pub use flame::{FlameOptions, flamegraph, folded, folded_name};
+pub use limits::MAX_OUTPUT_BYTES;
+pub use options::{Options, sample_index};
 pub use top::{Row, Top, diff, top};
+
+use limits::{Bounded, invalid, output_too_large};
 
 use std::collections::HashMap;
 
@@ -52,12 +58,6 @@ pub fn save(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
         crate::output::prepare_dir(parent)?;
     }
     crate::output::write_atomic(path, |w| w.write_all(bytes))
-}
-
-pub(super) fn invalid(reason: impl Into<String>) -> Error {
-    Error::Report {
-        reason: reason.into(),
-    }
 }
 
 /// Reads a profile: gzipped or raw protobuf, ours or Go's. Bad gzip, bad protobuf, ids or
@@ -98,195 +98,6 @@ pub fn read(bytes: &[u8]) -> Result<Profile, Error> {
 /// above real profiles (100 000 distinct stacks of 40 frames are 4 million). At the cap,
 /// `top` takes ~400 MB (a 32 M cap let a 29 KB file take 785 MB for `top`).
 pub const MAX_FRAMES: u64 = 16_000_000;
-
-/// The largest output a report makes (`folded`, `text`, the flame graph's SVG): beyond it
-/// the report is an error naming the bound, before the memory is spent (before: a 29 KB
-/// file of 3 samples × 10 M frames made a 1.93 GB SVG in 2.78 GB of memory).
-pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
-
-pub(super) fn output_too_large(what: &str) -> Error {
-    invalid(format!(
-        "the {what} would be larger than {} MiB (stacks too deep or names too long; narrow it with --focus/--ignore)",
-        MAX_OUTPUT_BYTES >> 20
-    ))
-}
-
-/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
-pub(super) struct Bounded<'a> {
-    pub(super) out: &'a mut Vec<u8>,
-    /// A write was refused.
-    pub(super) hit: bool,
-}
-
-impl std::io::Write for Bounded<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.out.len() + buf.len() > MAX_OUTPUT_BYTES {
-            self.hit = true;
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                "output bound",
-            ));
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What a report shows.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Options {
-    /// The sample type to report (`inuse_space`, `alloc_space`, `delay`, `cpu`, ... or an
-    /// index); `None`: the profile's default, else its last (as pprof).
-    pub sample_index: Option<String>,
-    /// Show at most this many entries (0: all, pprof's `-nodecount`).
-    pub node_count: usize,
-    /// Drop entries whose cum is below this fraction of the total (pprof's
-    /// `-nodefraction`, default 0.005).
-    pub node_fraction: f64,
-    /// Keep only samples with a frame matching this regex (function name, file or object).
-    pub focus: Option<String>,
-    /// Drop samples with a frame matching this regex.
-    pub ignore: Option<String>,
-    /// Remove frames matching this regex from every stack (pprof's `-hide`).
-    pub hide: Option<String>,
-    /// Keep only frames matching this regex in every stack (pprof's `-show`).
-    pub show: Option<String>,
-    /// Drop frames above (callers of) the outermost frame matching this regex; samples
-    /// without one go (pprof's `-show_from`).
-    pub show_from: Option<String>,
-    /// Keep only samples with a matching label: `key=regex`, `regex` (any `key:value`) or
-    /// `key=range` for numeric labels (pprof's `-tagfocus`).
-    pub tag_focus: Option<String>,
-    /// Drop samples with a matching label, the same forms (pprof's `-tagignore`).
-    pub tag_ignore: Option<String>,
-    /// Sort the top table by cumulative value (pprof's `-cum`).
-    pub cum: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            sample_index: None,
-            node_count: 0,
-            node_fraction: 0.005,
-            focus: None,
-            ignore: None,
-            hide: None,
-            show: None,
-            show_from: None,
-            tag_focus: None,
-            tag_ignore: None,
-            cum: false,
-        }
-    }
-}
-
-impl Options {
-    /// Default options with this sample type.
-    pub fn sample_index(mut self, index: impl Into<String>) -> Self {
-        self.sample_index = Some(index.into());
-        self
-    }
-
-    /// Sets the node count (0: all).
-    pub fn node_count(mut self, count: usize) -> Self {
-        self.node_count = count;
-        self
-    }
-
-    /// Sets the node fraction (0: keep every entry).
-    pub fn node_fraction(mut self, fraction: f64) -> Self {
-        self.node_fraction = fraction;
-        self
-    }
-
-    /// Sets the focus regex.
-    pub fn focus(mut self, regex: impl Into<String>) -> Self {
-        self.focus = Some(regex.into());
-        self
-    }
-
-    /// Sets the ignore regex.
-    pub fn ignore(mut self, regex: impl Into<String>) -> Self {
-        self.ignore = Some(regex.into());
-        self
-    }
-
-    /// Sets the hide regex (frames removed).
-    pub fn hide(mut self, regex: impl Into<String>) -> Self {
-        self.hide = Some(regex.into());
-        self
-    }
-
-    /// Sets the show regex (only matching frames kept).
-    pub fn show(mut self, regex: impl Into<String>) -> Self {
-        self.show = Some(regex.into());
-        self
-    }
-
-    /// Sets the show-from regex (callers of the outermost match dropped).
-    pub fn show_from(mut self, regex: impl Into<String>) -> Self {
-        self.show_from = Some(regex.into());
-        self
-    }
-
-    /// Sets the tag focus (`key=regex`, `regex`, `key=range`).
-    pub fn tag_focus(mut self, spec: impl Into<String>) -> Self {
-        self.tag_focus = Some(spec.into());
-        self
-    }
-
-    /// Sets the tag ignore (`key=regex`, `regex`, `key=range`).
-    pub fn tag_ignore(mut self, spec: impl Into<String>) -> Self {
-        self.tag_ignore = Some(spec.into());
-        self
-    }
-
-    /// Sorts the top table by cumulative value.
-    pub fn cum(mut self, cum: bool) -> Self {
-        self.cum = cum;
-        self
-    }
-}
-
-/// The index of the sample type `name` (pprof's `SampleIndexByName`): a type name, a type
-/// with `inuse_` dropped, or a number; `None` picks the default type, else the last.
-pub fn sample_index(profile: &Profile, name: Option<&str>) -> Result<usize, Error> {
-    if profile.sample_types.is_empty() {
-        return Err(invalid("the profile has no sample types"));
-    }
-    let last = profile.sample_types.len() - 1;
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        return Ok(profile
-            .default_sample_type
-            .as_deref()
-            .and_then(|d| profile.sample_types.iter().position(|t| t.ty == d))
-            .unwrap_or(last));
-    };
-    if let Ok(i) = name.parse::<i64>() {
-        return usize::try_from(i)
-            .ok()
-            .filter(|&i| i <= last)
-            .ok_or_else(|| invalid(format!("sample index {name} is outside [0..{last}]")));
-    }
-    let no_inuse = name.strip_prefix("inuse_").unwrap_or(name);
-    profile
-        .sample_types
-        .iter()
-        .position(|t| t.ty == name || t.ty == no_inuse)
-        .ok_or_else(|| {
-            let types: Vec<&str> = profile.sample_types.iter().map(|t| t.ty.as_str()).collect();
-            invalid(format!(
-                "sample index {name:?} must be one of: {}",
-                types.join(", ")
-            ))
-        })
-}
 
 /// The debug=1 text of a profile, as Go's `/debug/pprof/*?debug=1` prints it: heap
 /// profiles as `heap profile: ...`, mutex/block as `--- mutex:`/`--- contention:`, count

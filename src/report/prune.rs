@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
 
-use super::invalid;
+use super::limits::invalid;
 use crate::Error;
 use crate::profile::Profile;
 

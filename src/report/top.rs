@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::filter::{Prepared, prepare};
-use super::{Options, graph, invalid, sample_index, units};
+use super::limits::invalid;
+use super::options::{Options, sample_index};
+use super::{graph, units};
 use crate::Error;
 use crate::profile::Profile;
 
