@@ -6,8 +6,8 @@
 //! `checkout` spans by label selector and by span id.
 //!
 //! Also: agents started by `profile::from_env()` (`PROFILE_PUSH`) flush at exit and on
-//! SIGTERM; HTTPS with a private CA and basic auth through nginx in front of the server
-//! (as a hosted Pyroscope sits behind TLS and auth).
+//! SIGTERM; HTTPS with a private CA and basic auth, or a bearer token and a tenant,
+//! through nginx in front of the server (as a hosted Pyroscope sits behind TLS and auth).
 //!
 //! Without `PYROSCOPE_BIN` (or nginx, for the HTTPS test) a test says so and passes,
 //! except under `CI=true`, where it fails (CI builds the server and installs nginx).
@@ -523,6 +523,7 @@ fn environment_started_agents_flush_at_exit_and_on_sigterm() {
 /// TLS and basic auth. None when nginx is not installed (and not CI).
 struct Proxy {
     port: u16,
+    bearer_port: u16,
     child: Child,
 }
 
@@ -549,14 +550,16 @@ fn nginx() -> Option<PathBuf> {
     None
 }
 
-fn openssl(args: &[&std::ffi::OsStr]) {
+/// Runs `openssl` with these whitespace-separated words (no word holds a space: the
+/// temp directory's paths do not).
+fn openssl(words: &str) {
     let out = Command::new("openssl")
-        .args(args)
+        .args(words.split_whitespace())
         .output()
         .expect("openssl");
     assert!(
         out.status.success(),
-        "{}",
+        "openssl {words}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -564,68 +567,47 @@ fn openssl(args: &[&std::ffi::OsStr]) {
 /// A CA, a certificate for 127.0.0.1 signed by it and its key, under `dir`; returns the
 /// CA's PEM file.
 fn private_ca(dir: &Path) -> PathBuf {
-    let p = |f: &str| dir.join(f);
+    let d = dir.display();
+    assert!(
+        !d.to_string().contains(char::is_whitespace),
+        "the openssl calls need a temp directory without spaces: {d}"
+    );
     std::fs::write(
-        p("ext"),
+        dir.join("ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
     )
     .unwrap();
-    let os = std::ffi::OsStr::new;
-    openssl(&[
-        os("req"),
-        os("-x509"),
-        os("-newkey"),
-        os("rsa:2048"),
-        os("-nodes"),
-        os("-days"),
-        os("2"),
-        os("-subj"),
-        os("/CN=profile-guard test CA"),
-        os("-keyout"),
-        p("ca.key").as_os_str(),
-        os("-out"),
-        p("ca.pem").as_os_str(),
-    ]);
-    openssl(&[
-        os("req"),
-        os("-newkey"),
-        os("rsa:2048"),
-        os("-nodes"),
-        os("-subj"),
-        os("/CN=127.0.0.1"),
-        os("-keyout"),
-        p("key.pem").as_os_str(),
-        os("-out"),
-        p("leaf.csr").as_os_str(),
-    ]);
-    openssl(&[
-        os("x509"),
-        os("-req"),
-        os("-in"),
-        p("leaf.csr").as_os_str(),
-        os("-CA"),
-        p("ca.pem").as_os_str(),
-        os("-CAkey"),
-        p("ca.key").as_os_str(),
-        os("-CAcreateserial"),
-        os("-days"),
-        os("2"),
-        os("-extfile"),
-        p("ext").as_os_str(),
-        os("-out"),
-        p("cert.pem").as_os_str(),
-    ]);
-    p("ca.pem")
+    openssl(&format!(
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=profile-guard-test-CA \
+         -keyout {d}/ca.key -out {d}/ca.pem"
+    ));
+    openssl(&format!(
+        "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {d}/key.pem -out {d}/leaf.csr"
+    ));
+    openssl(&format!(
+        "x509 -req -in {d}/leaf.csr -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial -days 2 \
+         -extfile {d}/ext -out {d}/cert.pem"
+    ));
+    dir.join("ca.pem")
 }
 
-fn start_proxy(nginx: &Path, dir: &Path, upstream: &str, user: &str, password: &str) -> Proxy {
+/// Two servers: basic auth (`user`, `password`) on `port`, and on `bearer_port` a bearer
+/// token and a tenant (`Authorization: Bearer {token}` and `X-Scope-OrgID: {tenant}`, as
+/// Grafana Cloud and multi-tenant Pyroscope ask).
+fn start_proxy(
+    nginx: &Path,
+    dir: &Path,
+    upstream: &str,
+    (user, password): (&str, &str),
+    (token, tenant): (&str, &str),
+) -> Proxy {
     let hash = Command::new("openssl")
         .args(["passwd", "-apr1", password])
         .output()
         .expect("openssl passwd");
     let hash = String::from_utf8(hash.stdout).unwrap();
     std::fs::write(dir.join("htpasswd"), format!("{user}:{}\n", hash.trim())).unwrap();
-    let port = free_port();
+    let (port, bearer_port) = (free_port(), free_port());
     let d = dir.display();
     let conf = format!(
         "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{}}\n\
@@ -634,7 +616,13 @@ fn start_proxy(nginx: &Path, dir: &Path, upstream: &str, user: &str, password: &
          scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    \
          ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n    \
          client_max_body_size 64m;\n    location / {{\n      auth_basic \"pyroscope\";\n      \
-         auth_basic_user_file {d}/htpasswd;\n      proxy_pass {upstream};\n    }}\n  }}\n}}\n"
+         auth_basic_user_file {d}/htpasswd;\n      proxy_pass {upstream};\n    }}\n  }}\n  \
+         server {{\n    listen 127.0.0.1:{bearer_port} ssl;\n    \
+         ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n    \
+         client_max_body_size 64m;\n    location / {{\n      \
+         if ($http_authorization != \"Bearer {token}\") {{ return 401; }}\n      \
+         if ($http_x_scope_orgid != \"{tenant}\") {{ return 403; }}\n      \
+         proxy_pass {upstream};\n    }}\n  }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
     let child = Command::new(nginx)
@@ -648,18 +636,29 @@ fn start_proxy(nginx: &Path, dir: &Path, upstream: &str, user: &str, password: &
         .expect("nginx starts");
     // Listening once a TCP connect succeeds.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", bearer_port)).is_err()
+    {
         assert!(
             Instant::now() < deadline,
             "nginx did not listen; {d}/nginx-error.log"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Proxy { port, child }
+    Proxy {
+        port,
+        bearer_port,
+        child,
+    }
 }
 
-/// Pushes goroutine profiles to `url` for a second; the stats.
-fn push_briefly(url: &str, app: &str, ca: Option<&Path>) -> profile::push::PushStats {
+/// Pushes goroutine profiles to `url` for a second (`auth` adds credentials); the stats.
+fn push_briefly(
+    url: &str,
+    app: &str,
+    ca: Option<&Path>,
+    auth: impl FnOnce(profile::push::Builder) -> profile::push::Builder,
+) -> profile::push::PushStats {
     let mut b = profile::push::pyroscope(url, app)
         .no_cpu()
         .heap(false)
@@ -670,7 +669,7 @@ fn push_briefly(url: &str, app: &str, ca: Option<&Path>) -> profile::push::PushS
     if let Some(ca) = ca {
         b = b.root_certificate_pem(std::fs::read(ca).unwrap());
     }
-    let agent = b.start().unwrap();
+    let agent = auth(b).start().unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let stats = agent.stop().unwrap();
     println!("{app}: {stats:?}");
@@ -685,12 +684,18 @@ fn https_with_basic_auth_through_a_tls_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&bin, &dir.path().join("pyroscope"));
     let ca = private_ca(dir.path());
-    let proxy = start_proxy(&nginx, dir.path(), &server.url(), "stack-123", "s3cret");
+    let proxy = start_proxy(
+        &nginx,
+        dir.path(),
+        &server.url(),
+        ("stack-123", "s3cret"),
+        ("glc_tok-456", "tenant-7"),
+    );
     server.wait_ready();
     let https = |userinfo: &str| format!("https://{userinfo}127.0.0.1:{}", proxy.port);
 
     // Without the CA the certificate is refused, and the stats say why.
-    let s = push_briefly(&https("stack-123:s3cret@"), "tls-no-ca", None);
+    let s = push_briefly(&https("stack-123:s3cret@"), "tls-no-ca", None, |b| b);
     assert_eq!(s.uploads, 0, "{s:?}");
     let why = s.last_error.clone().unwrap_or_default();
     assert!(
@@ -698,7 +703,7 @@ fn https_with_basic_auth_through_a_tls_proxy() {
         "{s:?}"
     );
     // A wrong password: 401, rejected (not retried forever).
-    let s = push_briefly(&https("stack-123:wrong@"), "tls-bad-auth", Some(&ca));
+    let s = push_briefly(&https("stack-123:wrong@"), "tls-bad-auth", Some(&ca), |b| b);
     assert_eq!(s.uploads, 0, "{s:?}");
     assert!(s.rejected > 0, "{s:?}");
     assert!(
@@ -706,7 +711,7 @@ fn https_with_basic_auth_through_a_tls_proxy() {
         "{s:?}"
     );
     // The CA and the credentials: every upload accepted, and in Pyroscope.
-    let s = push_briefly(&https("stack-123:s3cret@"), "tls-ok", Some(&ca));
+    let s = push_briefly(&https("stack-123:s3cret@"), "tls-ok", Some(&ca), |b| b);
     assert!(s.uploads > 0, "{s:?}");
     assert_eq!((s.rejected, s.dropped), (0, 0), "{s:?}");
     let now = ms(SystemTime::now());
@@ -727,6 +732,51 @@ fn https_with_basic_auth_through_a_tls_proxy() {
         assert!(
             Instant::now() < deadline,
             "tls-ok's profiles are not in Pyroscope"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    // A bearer token and a tenant, as Grafana Cloud takes them: a wrong token is a 401,
+    // a missing tenant a 403 (both rejected), both right and every upload arrives.
+    let bearer = format!("https://127.0.0.1:{}", proxy.bearer_port);
+    let s = push_briefly(&bearer, "bearer-bad", Some(&ca), |b| {
+        b.bearer_token("wrong").tenant_id("tenant-7")
+    });
+    assert!(s.uploads == 0 && s.rejected > 0, "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap_or("").contains("401"),
+        "{s:?}"
+    );
+    let s = push_briefly(&bearer, "bearer-no-tenant", Some(&ca), |b| {
+        b.bearer_token("glc_tok-456")
+    });
+    assert!(s.uploads == 0 && s.rejected > 0, "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap_or("").contains("403"),
+        "{s:?}"
+    );
+    let s = push_briefly(&bearer, "bearer-ok", Some(&ca), |b| {
+        b.bearer_token("glc_tok-456").tenant_id("tenant-7")
+    });
+    assert!(s.uploads > 0, "{s:?}");
+    assert_eq!((s.rejected, s.dropped), (0, 0), "{s:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = post(
+            &server.url(),
+            "/querier.v1.QuerierService/SelectMergeStacktraces",
+            serde_json::json!({
+                "profileTypeID": "goroutines:goroutine:count:goroutine:count",
+                "labelSelector": "{service_name=\"bearer-ok\"}",
+                "start": now - 120_000, "end": ms(SystemTime::now()) + 60_000, "maxNodes": 1024
+            }),
+        );
+        if flame(&v).0 > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bearer-ok's profiles are not in Pyroscope"
         );
         std::thread::sleep(Duration::from_secs(1));
     }
