@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
@@ -19,8 +19,17 @@ use profile::runtime::threads::{self, Snapshot, ThreadState};
 
 mod common;
 
+/// How many of the parked threads have entered their `park_in_*` function (each counts
+/// itself first thing, so from then on the function is on its stack).
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+
+fn arrive() {
+    ARRIVED.fetch_add(1, Ordering::SeqCst);
+}
+
 #[inline(never)]
 fn park_in_sleep(d: Duration) -> Duration {
+    arrive();
     let start = Instant::now();
     thread::sleep(d);
     black_box(start.elapsed())
@@ -28,12 +37,14 @@ fn park_in_sleep(d: Duration) -> Duration {
 
 #[inline(never)]
 fn park_in_lock_wait(m: &Mutex<u32>) -> u32 {
+    arrive();
     let v = *m.lock().unwrap();
     black_box(v)
 }
 
 #[inline(never)]
 fn park_in_condvar_wait(pair: &(Mutex<bool>, Condvar)) -> bool {
+    arrive();
     let mut ready = pair.0.lock().unwrap();
     while !*ready {
         ready = pair.1.wait(ready).unwrap();
@@ -43,6 +54,7 @@ fn park_in_condvar_wait(pair: &(Mutex<bool>, Condvar)) -> bool {
 
 #[inline(never)]
 fn park_in_blocking_read(mut s: UnixStream) -> Vec<u8> {
+    arrive();
     let mut buf = vec![0u8; 5];
     s.read_exact(&mut buf).unwrap();
     black_box(buf)
@@ -50,6 +62,7 @@ fn park_in_blocking_read(mut s: UnixStream) -> Vec<u8> {
 
 #[inline(never)]
 fn park_in_busy_loop(stop: &AtomicBool) -> u64 {
+    arrive();
     let mut x = 1u64;
     while !stop.load(Ordering::Relaxed) {
         x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
@@ -59,16 +72,19 @@ fn park_in_busy_loop(stop: &AtomicBool) -> u64 {
 
 #[inline(never)]
 fn park_in_channel_recv(rx: mpsc::Receiver<u32>) -> u32 {
+    arrive();
     black_box(rx.recv().unwrap())
 }
 
 #[inline(never)]
 fn park_in_barrier(b: &Barrier) -> bool {
+    arrive();
     black_box(b.wait().is_leader())
 }
 
 #[inline(never)]
 fn park_in_thread_park(stop: &AtomicBool) -> u32 {
+    arrive();
     let mut wakeups = 0;
     while !stop.load(Ordering::Acquire) {
         thread::park();
@@ -96,6 +112,8 @@ fn check<'a>(snap: &'a Snapshot, name: &str, function: &str) -> &'a threads::Thr
 #[test]
 fn dump_shows_eight_parked_threads_and_disturbs_none() {
     let _serial = common::serial();
+    // Other tests' threads (joined before they let go of `serial`) counted too.
+    ARRIVED.store(0, Ordering::SeqCst);
     let held = Arc::new(Mutex::new(7u32));
     let guard = held.lock().unwrap();
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
@@ -145,7 +163,13 @@ fn dump_shows_eight_parked_threads_and_disturbs_none() {
             .spawn(move || park_in_thread_park(&s))
             .unwrap()
     };
-    thread::sleep(Duration::from_millis(300)); // let every thread reach its wait
+    // Every thread in its function (a deadline only against a hang); the waits themselves
+    // may still be starting: states are judged by majority over the dumps below.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ARRIVED.load(Ordering::SeqCst) < 8 {
+        assert!(Instant::now() < deadline, "the threads did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
 
     // Several dumps, each interrupting every thread (and the sleep and read several times).
     let mut last = None;
