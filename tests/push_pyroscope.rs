@@ -714,27 +714,7 @@ fn https_with_basic_auth_through_a_tls_proxy() {
     let s = push_briefly(&https("stack-123:s3cret@"), "tls-ok", Some(&ca), |b| b);
     assert!(s.uploads > 0, "{s:?}");
     assert_eq!((s.rejected, s.dropped), (0, 0), "{s:?}");
-    let now = ms(SystemTime::now());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = post(
-            &server.url(),
-            "/querier.v1.QuerierService/SelectMergeStacktraces",
-            serde_json::json!({
-                "profileTypeID": "goroutines:goroutine:count:goroutine:count",
-                "labelSelector": "{service_name=\"tls-ok\"}",
-                "start": now - 120_000, "end": now + 60_000, "maxNodes": 1024
-            }),
-        );
-        if flame(&v).0 > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tls-ok's profiles are not in Pyroscope"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_for_goroutines(&server.url(), "tls-ok");
 
     // A bearer token and a tenant, as Grafana Cloud takes them: a wrong token is a 401,
     // a missing tenant a 403 (both rejected), both right and every upload arrives.
@@ -760,23 +740,30 @@ fn https_with_basic_auth_through_a_tls_proxy() {
     });
     assert!(s.uploads > 0, "{s:?}");
     assert_eq!((s.rejected, s.dropped), (0, 0), "{s:?}");
+    wait_for_goroutines(&server.url(), "bearer-ok");
+}
+
+/// Waits until Pyroscope answers with `app`'s goroutine profiles of the last two minutes
+/// (a deadline only against a hang).
+fn wait_for_goroutines(url: &str, app: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        let now = ms(SystemTime::now());
         let v = post(
-            &server.url(),
+            url,
             "/querier.v1.QuerierService/SelectMergeStacktraces",
             serde_json::json!({
                 "profileTypeID": "goroutines:goroutine:count:goroutine:count",
-                "labelSelector": "{service_name=\"bearer-ok\"}",
-                "start": now - 120_000, "end": ms(SystemTime::now()) + 60_000, "maxNodes": 1024
+                "labelSelector": format!("{{service_name=\"{app}\"}}"),
+                "start": now - 120_000, "end": now + 60_000, "maxNodes": 1024
             }),
         );
         if flame(&v).0 > 0 {
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "bearer-ok's profiles are not in Pyroscope"
+            "{app}'s profiles are not in Pyroscope"
         );
         std::thread::sleep(Duration::from_secs(1));
     }
