@@ -210,34 +210,24 @@ pub fn run(
     let agent = agent(b, interval).start().expect("the agent starts");
     let span_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
     let threads = workload(stop.clone(), dispatch, span_ids.clone());
-    let begin = Instant::now();
-    let mut middle = Some(middle);
-    while agent.stats().intervals < intervals {
-        if agent.stats().intervals >= intervals / 2
-            && let Some(m) = middle.take()
-        {
-            // Between intervals, with no upload in flight: a tick, then its uploads
-            // done. A server that is stopped while an upload reaches it may acknowledge
-            // it and lose it (Pyroscope 1.9 did: one interval's CPU gone after a SIGTERM
-            // that came with the uploads).
-            let tick = agent.stats().intervals;
-            while agent.stats().intervals == tick {
-                thread::sleep(Duration::from_millis(5));
-            }
-            while {
-                let s = agent.stats();
-                s.queued > 0 || s.sending
-            } {
-                thread::sleep(Duration::from_millis(5));
-            }
-            m();
+    // Against a hang only: the intervals, a restart's gap and a margin.
+    let deadline = Instant::now() + interval * (intervals as u32 + 2) + Duration::from_secs(300);
+    let wait_until = |done: &dyn Fn(&profile::push::PushStats) -> bool| {
+        while !done(&agent.stats()) {
+            assert!(Instant::now() < deadline, "the agent stopped collecting");
+            thread::sleep(Duration::from_millis(5));
         }
-        thread::sleep(Duration::from_millis(50));
-        assert!(
-            begin.elapsed() < interval * (intervals as u32 + 2) + Duration::from_secs(300),
-            "the agent stopped collecting"
-        );
-    }
+    };
+    wait_until(&|s| s.intervals >= intervals / 2);
+    // Between intervals, with no upload in flight: a tick, then its uploads done. A
+    // server that is stopped while an upload reaches it may acknowledge it and lose it
+    // (Pyroscope 1.9 did: one interval's CPU gone after a SIGTERM that came with the
+    // uploads).
+    let tick = agent.stats().intervals;
+    wait_until(&|s| s.intervals > tick);
+    wait_until(&|s| s.queued == 0 && !s.sending);
+    middle();
+    wait_until(&|s| s.intervals >= intervals);
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();

@@ -71,24 +71,19 @@ enum Workload {
     Program,
 }
 
-/// The workers' CPU time for `w` through `a` (the program ignores `a`: it allocates
-/// through the global allocator).
-fn run<A: GlobalAlloc + Sync>(a: &A, w: Workload) -> Duration {
+/// The workers' CPU time for `n` operations (program iterations) per thread of `w`
+/// through `a` (the program ignores `a`: it allocates through the global allocator).
+fn run<A: GlobalAlloc + Sync>(a: &A, w: Workload, n: usize) -> Duration {
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
                 s.spawn(move || {
-                    let n = COUNT_N.load(Ordering::Relaxed);
-                    let (ops, iterations) = match n {
-                        0 => (OPS_PER_THREAD, PROGRAM_ITERATIONS),
-                        n => (n, n),
-                    };
                     let before = thread_cpu();
                     let seed = 0x9e37_79b9 + t as u64;
                     match w {
-                        Workload::Mixed => black_box(churn(a, seed, ops, 12, false)),
-                        Workload::Small => black_box(churn(a, seed, ops, 7, true)),
-                        Workload::Program => black_box(heap::program(iterations, seed)),
+                        Workload::Mixed => black_box(churn(a, seed, n, 12, false)),
+                        Workload::Small => black_box(churn(a, seed, n, 7, true)),
+                        Workload::Program => black_box(heap::program(n, seed)),
                     };
                     thread_cpu() - before
                 })
@@ -96,6 +91,14 @@ fn run<A: GlobalAlloc + Sync>(a: &A, w: Workload) -> Duration {
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).sum()
     })
+}
+
+/// The benchmark's operations (program iterations) per thread for `w`.
+fn per_thread(w: Workload) -> usize {
+    match w {
+        Workload::Program => PROGRAM_ITERATIONS,
+        Workload::Mixed | Workload::Small => OPS_PER_THREAD,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -117,16 +120,16 @@ fn note_captures() {
 }
 
 /// One configuration's CPU time for `w`.
-fn config(k: usize, w: Workload) -> Duration {
+fn config(k: usize, w: Workload, n: usize) -> Duration {
     let ours_system = profile::Allocator::system();
     let ours_jemalloc = profile::Allocator::new(Jemalloc);
     let program = matches!(w, Workload::Program);
     match k {
         // System alone (not for the program: the global allocator is jemalloc's).
-        0 => run(&System, w),
+        0 => run(&System, w, n),
         1 => {
             profile::runtime::heap::set_rate(RATE).unwrap();
-            let t = run(&ours_system, w);
+            let t = run(&ours_system, w, n);
             note_captures();
             profile::runtime::heap::set_rate(0).unwrap();
             t
@@ -135,7 +138,7 @@ fn config(k: usize, w: Workload) -> Duration {
             if program {
                 use_wrapper(false);
             }
-            let t = run(&Jemalloc, w);
+            let t = run(&Jemalloc, w, n);
             use_wrapper(true);
             t
         }
@@ -144,14 +147,14 @@ fn config(k: usize, w: Workload) -> Duration {
                 use_wrapper(false);
             }
             jemalloc_prof(true);
-            let t = run(&Jemalloc, w);
+            let t = run(&Jemalloc, w, n);
             jemalloc_prof(false);
             use_wrapper(true);
             t
         }
         _ => {
             profile::runtime::heap::set_rate(RATE).unwrap();
-            let t = run(&ours_jemalloc, w);
+            let t = run(&ours_jemalloc, w, n);
             note_captures();
             profile::runtime::heap::set_rate(0).unwrap();
             t
@@ -167,14 +170,14 @@ fn measure(w: Workload, name: &str) -> [f64; 3] {
         &[0, 1, 2, 3, 4]
     };
     for &k in configs {
-        config(k, w); // warm up
+        config(k, w, per_thread(w)); // warm up
     }
     let mut ratios: [Vec<f64>; 3] = Default::default();
     for round in 0..ROUNDS {
         let mut t = [Duration::ZERO; 5];
         for i in 0..configs.len() {
             let k = configs[(round + i) % configs.len()];
-            t[k] = config(k, w);
+            t[k] = config(k, w, per_thread(w));
         }
         let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         if !t[0].is_zero() {
@@ -222,17 +225,13 @@ fn count(args: &[String]) -> Result<(), String> {
             ));
         }
     };
-    COUNT_N.store(n, Ordering::Relaxed);
-    let t = config(k, w);
+    let t = config(k, w, n);
     println!(
         "{name} {workload} x{n}: {:.3} s of worker CPU",
         t.as_secs_f64()
     );
     Ok(())
 }
-
-/// Nonzero: the operations (or program iterations) per thread of a `count` run.
-static COUNT_N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn main() {
     assert!(profile::runtime::heap::is_installed());
