@@ -59,28 +59,34 @@ impl<A> Allocator<A> {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
-        let ptr = unsafe { self.inner.alloc(layout) };
-        if !ptr.is_null() {
-            sampler::on_alloc(ptr, layout.size());
+        // The countdown is charged first, so that nearly every allocation is one
+        // thread-local decrement and a tail call of `inner`'s; the sampled one goes
+        // through a cold function (a tail call too), so the fast path sets up no frame.
+        if !sampler::charge(layout.size()) {
+            // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
+            return unsafe { self.inner.alloc(layout) };
         }
-        ptr
+        // SAFETY: as above.
+        unsafe { alloc_sampled(&self.inner, layout, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            sampler::on_alloc(ptr, layout.size());
+        if !sampler::charge(layout.size()) {
+            // SAFETY: as for `alloc`.
+            return unsafe { self.inner.alloc_zeroed(layout) };
         }
-        ptr
+        // SAFETY: as for `alloc`.
+        unsafe { alloc_sampled(&self.inner, layout, true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        sampler::on_free(ptr, layout.size());
-        // SAFETY: the caller upholds `dealloc`'s contract, which we pass on.
+        if sampler::may_be_sampled(ptr, layout.size()) {
+            // SAFETY: the caller upholds `dealloc`'s contract, which we pass on.
+            return unsafe { dealloc_sampled(&self.inner, ptr, layout) };
+        }
+        // SAFETY: as above.
         unsafe { self.inner.dealloc(ptr, layout) }
     }
 
@@ -89,12 +95,66 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
         // Recorded as a free of the old block and an allocation of the new one (what Go's
         // profile shows for a grown slice). The old record goes first: after `realloc`
         // the old address may already belong to another thread.
-        sampler::on_free(ptr, layout.size());
-        // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
-        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            sampler::on_alloc(new, new_size);
+        if sampler::may_be_sampled(ptr, layout.size()) {
+            sampler::on_free_slow(ptr);
         }
-        new
+        if !sampler::charge(new_size) {
+            // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
+            return unsafe { self.inner.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: as above.
+        unsafe { realloc_sampled(&self.inner, ptr, layout, new_size) }
     }
+}
+
+/// An allocation whose countdown ran out: made, then shown to the sampler.
+///
+/// # Safety
+///
+/// `GlobalAlloc::alloc`'s (or `alloc_zeroed`'s) contract for `layout`.
+#[cold]
+#[inline(never)]
+unsafe fn alloc_sampled<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bool) -> *mut u8 {
+    // SAFETY: the caller upholds the contract, which we pass on.
+    let ptr = unsafe {
+        if zeroed {
+            inner.alloc_zeroed(layout)
+        } else {
+            inner.alloc(layout)
+        }
+    };
+    sampler::on_alloc_slow(ptr, layout.size());
+    ptr
+}
+
+/// A reallocation whose countdown ran out: made, then shown to the sampler.
+///
+/// # Safety
+///
+/// `GlobalAlloc::realloc`'s contract for `ptr`, `layout` and `new_size`.
+#[cold]
+#[inline(never)]
+unsafe fn realloc_sampled<A: GlobalAlloc>(
+    inner: &A,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+) -> *mut u8 {
+    // SAFETY: the caller upholds the contract, which we pass on.
+    let new = unsafe { inner.realloc(ptr, layout, new_size) };
+    sampler::on_alloc_slow(new, new_size);
+    new
+}
+
+/// A free of a block the sampler may have sampled: shown to it, then made.
+///
+/// # Safety
+///
+/// `GlobalAlloc::dealloc`'s contract for `ptr` and `layout`.
+#[cold]
+#[inline(never)]
+unsafe fn dealloc_sampled<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout) {
+    sampler::on_free_slow(ptr);
+    // SAFETY: the caller upholds the contract, which we pass on.
+    unsafe { inner.dealloc(ptr, layout) }
 }

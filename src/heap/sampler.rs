@@ -78,8 +78,8 @@ impl<T> std::ops::Deref for CacheLine<T> {
     }
 }
 
-/// Nonzero while anything is to be done on the allocation path: sampling is on
-/// (`ENABLED`), or an installation probe runs (multiples of `PROBE`).
+/// Nonzero while anything is to be done on the slow path: sampling is on (`ENABLED`), or
+/// an installation probe runs (multiples of `PROBE`). The fast path does not read it.
 static CONTROL: CacheLine<AtomicUsize> = CacheLine(AtomicUsize::new(0));
 const ENABLED: usize = 1;
 const PROBE: usize = 2;
@@ -88,7 +88,7 @@ const PROBE: usize = 2;
 static RATE: AtomicUsize = AtomicUsize::new(0);
 /// Bumped on every rate change, so threads redraw their countdowns.
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
-/// The wrapper has seen an allocation while `CONTROL` was nonzero: it is installed.
+/// The slow path has run while a probe was on: the wrapper is installed.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// Seeds for the per-thread random generators.
 static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
@@ -130,50 +130,85 @@ fn set_countdown(left: u64) {
     REMAINDER.set(left - now);
 }
 
-/// Called by the wrapper after every successful allocation.
+/// Called by the wrapper before every allocation of `size` bytes: charges this thread's
+/// countdown and says whether the allocation, once made, must go to [`on_alloc_slow`]
+/// (the countdown ran out, was never drawn, or a probe asked for it).
 ///
-/// Off: one relaxed load. On: that load plus this thread's countdown (a thread-local
-/// decrement); only an allocation that reaches the end of the countdown (or a probe, or a
-/// thread's first allocation after sampling starts) takes the slow path.
+/// One thread-local decrement and branch, sampling on or off, and the wrapper then
+/// tail-calls the allocator it wraps. While sampling is off the countdown runs in pieces
+/// of `CHECK_EVERY` bytes; the slow path at the end of each is where a thread sees that
+/// sampling started (or a probe).
 #[inline(always)]
-pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
-    if CONTROL.load(Ordering::Relaxed) != 0 {
-        let left = COUNTDOWN.get();
-        if (size as u64) < left {
-            COUNTDOWN.set(left - size as u64);
-        } else {
-            on_alloc_slow(ptr, size);
-        }
+pub(crate) fn charge(size: usize) -> bool {
+    // One access to the thread-local (where the compiler does not inline its accessor,
+    // one call of it instead of two).
+    COUNTDOWN.with(
+        #[inline(always)]
+        |countdown| {
+            let left = countdown.get();
+            if (size as u64) < left {
+                countdown.set(left - size as u64);
+                false
+            } else {
+                true
+            }
+        },
+    )
+}
+
+/// [`charge`], then [`on_alloc_slow`] if it says so: for callers that hold the pointer
+/// already (the unit tests).
+#[cfg(test)]
+fn on_alloc(ptr: *mut u8, size: usize) {
+    if charge(size) {
+        on_alloc_slow(ptr, size);
     }
 }
 
-/// Called by the wrapper before every free of a `size`-byte block: with sampling on, one
+/// Called by the wrapper before every free of a `size`-byte block: whether the block may
+/// be a live sample, so that [`on_free_slow`] must see its free. With sampling on, one
 /// load of the size gate, and only for a size with live samples a bit of an L1-sized
-/// filter; only a possibly-sampled address takes the lock.
+/// filter; only a possibly-sampled address goes on to the lock.
 #[inline(always)]
-pub(crate) fn on_free(ptr: *mut u8, size: usize) {
+pub(crate) fn may_be_sampled(ptr: *mut u8, size: usize) -> bool {
     // SIZE_GATE is 0 whenever sampling is off (the tables are cleared then), so it alone
     // decides; the size class is computed only while some sample is live.
     let gate = SIZE_GATE.load(Ordering::Relaxed);
     if gate != 0 && gate & (1 << size_class(size)) != 0 {
         let slot = filter_slot(ptr as usize);
-        if FILTER[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0 {
-            on_free_slow(ptr);
-        }
+        FILTER[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+    } else {
+        false
     }
 }
 
-/// The countdown ran out (or was never drawn): sample this allocation, or (re)start the
-/// countdown if it was drawn for an older rate.
+/// [`may_be_sampled`], then [`on_free_slow`] if it says so (the unit tests).
+#[cfg(test)]
+fn on_free(ptr: *mut u8, size: usize) {
+    if may_be_sampled(ptr, size) {
+        on_free_slow(ptr);
+    }
+}
+
+/// The countdown ran out (or was never drawn): sample this allocation (`ptr`, null if
+/// the allocator refused), or (re)start the countdown if sampling is off or the countdown
+/// was drawn for an older rate.
+#[cold]
 #[inline(never)]
-fn on_alloc_slow(ptr: *mut u8, size: usize) {
+pub(crate) fn on_alloc_slow(ptr: *mut u8, size: usize) {
     let control = CONTROL.load(Ordering::Relaxed);
     if control >= PROBE && !INSTALLED.load(Ordering::Relaxed) {
         INSTALLED.store(true, Ordering::Relaxed);
     }
     let rate = RATE.load(Ordering::Relaxed);
-    // The profiler's own work (symbolizing) is not the program's heap.
-    if control & ENABLED == 0 || rate == 0 || IN_PROFILER.get() || crate::sys::untracked::active() {
+    if control & ENABLED == 0 || rate == 0 {
+        // Off: look again after another piece.
+        set_countdown(CHECK_EVERY);
+        return;
+    }
+    // The profiler's own work (symbolizing) is not the program's heap; a refused
+    // allocation is nothing. The countdown stays run out: the next allocation looks again.
+    if ptr.is_null() || IN_PROFILER.get() || crate::sys::untracked::active() {
         return;
     }
     let generation = GENERATION.load(Ordering::Relaxed);
@@ -196,8 +231,10 @@ fn on_alloc_slow(ptr: *mut u8, size: usize) {
     IN_PROFILER.set(false);
 }
 
+/// A free of a block that may be a live sample: matched against the live table.
+#[cold]
 #[inline(never)]
-fn on_free_slow(ptr: *mut u8) {
+pub(crate) fn on_free_slow(ptr: *mut u8) {
     if IN_PROFILER.get() {
         return;
     }

@@ -17,9 +17,28 @@ pub(crate) fn leading_internal(
 ) -> usize {
     let names: Vec<Option<String>> = stack
         .iter()
-        .map(|&pc| symbolizer.names(pc.saturating_sub(1)).pop())
+        .map(|&pc| judged_name(symbolizer.names(pc.saturating_sub(1))))
         .collect();
     cut_leading(&names, internal).min(stack.len().saturating_sub(1))
+}
+
+/// The name a frame is judged by, from its function names (innermost inlined first):
+/// its physical (outermost) function's, unless that is neutral `core` code into which
+/// other code was inlined: then the outermost of those (a test harness's
+/// `FnOnce::call_once` with the test and its allocation inlined into it is the test's
+/// frame, not `core`'s).
+fn judged_name(mut names: Vec<String>) -> Option<String> {
+    let physical = names.pop()?;
+    if !is_neutral(&physical) {
+        return Some(physical);
+    }
+    Some(
+        names
+            .into_iter()
+            .rev()
+            .find(|n| !is_neutral(n))
+            .unwrap_or(physical),
+    )
 }
 
 /// `core` code (`Option::and_then` carrying a closure, `drop_in_place` running a guard's
@@ -106,5 +125,39 @@ mod tests {
             Some("lock_api::y".to_string()),
         ];
         assert_eq!(cut_leading(&v, internal), 1);
+    }
+
+    fn owned(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_neutral_physical_frame_is_judged_by_what_was_inlined_into_it() {
+        // The user's code and the lock inlined into core's call_once: the user's frame.
+        let n = owned(&[
+            "lock_api::x",
+            "app::f",
+            "app::f::{{closure}}",
+            "core::ops::call_once",
+        ]);
+        assert_eq!(judged_name(n).as_deref(), Some("app::f::{{closure}}"));
+        // Only the lock inlined into it: internal, cut.
+        let n = owned(&["lock_api::x", "core::ops::call_once"]);
+        assert_eq!(judged_name(n).as_deref(), Some("lock_api::x"));
+        // Nothing inlined, or only core: core's own, neutral.
+        let n = owned(&["core::hint::black_box", "core::ops::call_once"]);
+        assert_eq!(judged_name(n).as_deref(), Some("core::ops::call_once"));
+        // A physical frame that is not neutral is judged by itself.
+        let n = owned(&["app::g", "lock_api::y"]);
+        assert_eq!(judged_name(n).as_deref(), Some("lock_api::y"));
+        assert_eq!(judged_name(Vec::new()), None);
+        // In a stack: the internal leaf is cut, the call_once holding the user's code kept.
+        let frames = [
+            owned(&["lock_api::x"]),
+            owned(&["lock_api::y", "app::f", "core::ops::call_once"]),
+            owned(&["app::main"]),
+        ];
+        let judged: Vec<Option<String>> = frames.into_iter().map(judged_name).collect();
+        assert_eq!(cut_leading(&judged, internal), 1);
     }
 }
