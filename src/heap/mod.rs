@@ -95,15 +95,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
         // Recorded as a free of the old block and an allocation of the new one (what Go's
         // profile shows for a grown slice). The old record goes first: after `realloc`
         // the old address may already belong to another thread.
-        if sampler::may_be_sampled(ptr, layout.size()) {
-            sampler::on_free_slow(ptr);
-        }
-        if !sampler::charge(new_size) {
+        let old_sampled = sampler::may_be_sampled(ptr, layout.size());
+        let sample = sampler::charge(new_size);
+        if !(old_sampled | sample) {
             // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
             return unsafe { self.inner.realloc(ptr, layout, new_size) };
         }
         // SAFETY: as above.
-        unsafe { realloc_sampled(&self.inner, ptr, layout, new_size) }
+        unsafe { realloc_sampled(&self.inner, ptr, layout, new_size, old_sampled, sample) }
     }
 }
 
@@ -127,7 +126,9 @@ unsafe fn alloc_sampled<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bool)
     ptr
 }
 
-/// A reallocation whose countdown ran out: made, then shown to the sampler.
+/// A reallocation of a block that may be a live sample (`old_sampled`: its free is
+/// shown to the sampler first), or whose countdown ran out (`sample`: the new block is
+/// shown to it once made).
 ///
 /// # Safety
 ///
@@ -139,10 +140,17 @@ unsafe fn realloc_sampled<A: GlobalAlloc>(
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
+    old_sampled: bool,
+    sample: bool,
 ) -> *mut u8 {
+    if old_sampled {
+        sampler::on_free_slow(ptr);
+    }
     // SAFETY: the caller upholds the contract, which we pass on.
     let new = unsafe { inner.realloc(ptr, layout, new_size) };
-    sampler::on_alloc_slow(new, new_size);
+    if sample {
+        sampler::on_alloc_slow(new, new_size);
+    }
     new
 }
 
