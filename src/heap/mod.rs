@@ -9,7 +9,7 @@
 //! It wraps any allocator (`profile::Allocator::new(mimalloc::MiMalloc)`). Sampling on or
 //! off, an allocation costs one thread-local decrement and branch before the wrapped
 //! allocator is tail-called, and a free one relaxed atomic load (plus a bit of an 8 KiB
-//! filter while sampled blocks are live); the sampled allocation itself, see
+//! filter while sampled blocks are live). For what a sampled allocation costs, see
 //! [`crate::runtime::heap`] and `docs/performance.md`.
 
 pub(crate) mod profile;
