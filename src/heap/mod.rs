@@ -8,10 +8,13 @@
 //!
 //! It wraps any allocator (`profile::Allocator::new(mimalloc::MiMalloc)`). Sampling on or
 //! off, an allocation costs one thread-local decrement and branch before the wrapped
-//! allocator is tail-called, and a free one relaxed atomic load (plus a bit of an 8 KiB
-//! filter while sampled blocks are live). For what a sampled allocation costs, see
-//! [`crate::runtime::heap`] and `docs/performance.md`.
+//! allocator is tail-called, and a free one relaxed atomic load (plus, for a size that has
+//! live samples, a bit of an address filter of 8 KiB that grows with the live samples).
+//! For what a sampled allocation costs, see [`crate::runtime::heap`] and
+//! `docs/performance.md`.
 
+mod filter;
+mod mapped;
 pub(crate) mod profile;
 pub(crate) mod sampler;
 
@@ -84,7 +87,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if sampler::may_be_sampled(ptr, layout.size()) {
+        if sampler::size_has_samples(layout.size()) {
             // SAFETY: the caller upholds `dealloc`'s contract, which we pass on.
             return unsafe { dealloc_sampled(&self.inner, ptr, layout) };
         }
@@ -97,7 +100,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
         // Recorded as a free of the old block and an allocation of the new one (what Go's
         // profile shows for a grown slice). The old record goes first: after `realloc`
         // the old address may already belong to another thread.
-        let old_sampled = sampler::may_be_sampled(ptr, layout.size());
+        let old_sampled = sampler::size_has_samples(layout.size());
         let sample = sampler::charge(new_size);
         if !(old_sampled | sample) {
             // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
@@ -128,8 +131,9 @@ unsafe fn alloc_sampled<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bool)
     ptr
 }
 
-/// A reallocation of a block that may be a live sample (`old_sampled`: its free is
-/// shown to the sampler first), or whose countdown ran out (`sample`: the new block is
+/// A reallocation of a block of a size that live samples have (`old_sampled`: if the
+/// address filter says it may be one, its free is shown to the sampler first), or whose
+/// countdown ran out (`sample`: the new block is
 /// shown to it once made).
 ///
 /// # Safety
@@ -145,7 +149,7 @@ unsafe fn realloc_sampled<A: GlobalAlloc>(
     old_sampled: bool,
     sample: bool,
 ) -> *mut u8 {
-    if old_sampled {
+    if old_sampled && sampler::may_be_sampled(ptr) {
         sampler::on_free_slow(ptr);
     }
     // SAFETY: the caller upholds the contract, which we pass on.
@@ -156,7 +160,8 @@ unsafe fn realloc_sampled<A: GlobalAlloc>(
     new
 }
 
-/// A free of a block the sampler may have sampled: shown to it, then made.
+/// A free of a block of a size that live samples have: shown to the sampler if the
+/// address filter says it may be one, then made (a tail call of `inner`'s otherwise).
 ///
 /// # Safety
 ///
@@ -164,7 +169,9 @@ unsafe fn realloc_sampled<A: GlobalAlloc>(
 #[cold]
 #[inline(never)]
 unsafe fn dealloc_sampled<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout) {
-    sampler::on_free_slow(ptr);
+    if sampler::may_be_sampled(ptr) {
+        sampler::on_free_slow(ptr);
+    }
     // SAFETY: the caller upholds the contract, which we pass on.
     unsafe { inner.dealloc(ptr, layout) }
 }

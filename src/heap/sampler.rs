@@ -31,9 +31,10 @@
 //! and a new countdown is drawn. An allocation of `s` bytes is therefore sampled with
 //! probability `1 - exp(-s / rate)`, which [`scale`] undoes. `rate == 1` samples every
 //! allocation. Samples are aggregated per (stack, size) bucket; a sampled object's address
-//! goes into a live table so that its free is matched and in-use stays right. A bitmap
-//! filter keeps the cost of a free of an unsampled object (nearly all of them) at one
-//! load.
+//! goes into a live table so that its free is matched and in-use stays right. The free
+//! gate (`heap/filter.rs`: a size gate, then an address filter that grows with the live
+//! samples) keeps the cost of a free of an unsampled object (nearly all of them) at one
+//! load, and its false positives rare however large the live heap.
 //!
 //! # Rate changes
 //!
@@ -50,6 +51,9 @@ use std::hint::spin_loop;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use super::filter::{self, Filters, Gate};
+use super::mapped::zeroed;
+
 /// Deepest stack recorded (frames beyond are cut off).
 pub(crate) const MAX_DEPTH: usize = crate::sys::stack::MAX_DEPTH;
 /// (stack, size) buckets.
@@ -60,10 +64,6 @@ const BUCKET_INDEX_SLOTS: usize = MAX_BUCKETS * 2;
 const LIVE_SLOTS: usize = 1 << 18;
 /// Live sampled objects tracked at once.
 pub(crate) const MAX_LIVE: usize = LIVE_SLOTS / 2;
-/// Bits in the free filter (power of two): 8 KiB, small enough to stay in L1 beside the
-/// program's own data. False positives (a free that must look in the table although the
-/// block was not sampled) happen with probability live samples / FILTER_BITS.
-const FILTER_BITS: usize = 1 << 16;
 
 /// Keeps a value read on every allocation or free alone in its cache lines (128 bytes:
 /// adjacent-line prefetch pairs lines), so that writes to neighbouring statics by other
@@ -93,18 +93,8 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// Seeds for the per-thread random generators.
 static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
 
-/// Bit `k`: some live sampled object has a size in `[2^k, 2^(k+1))`. Checked first on a
-/// free: one word, always in cache, which lets nearly every free skip the filter when the
-/// live sampled objects are few or of other sizes.
-static SIZE_GATE: CacheLine<AtomicU64> = CacheLine(AtomicU64::new(0));
-
-#[inline(always)] // on every free while a sample is live: inlined into the caller's crate
-fn size_class(size: usize) -> usize {
-    (usize::BITS - 1 - size.max(1).leading_zeros()) as usize
-}
-
-/// One bit per filter slot: some live sampled object hashes there.
-static FILTER: [AtomicU64; FILTER_BITS / 64] = [const { AtomicU64::new(0) }; FILTER_BITS / 64];
+/// What every free reads: the size gate and the address filter of the live samples.
+static GATE: Gate = Gate::new();
 
 thread_local! {
     /// Inside the profiler's own code on this thread: allocations pass through.
@@ -165,27 +155,27 @@ fn on_alloc(ptr: *mut u8, size: usize) {
     }
 }
 
-/// Called by the wrapper before every free of a `size`-byte block: whether the block may
-/// be a live sample, so that [`on_free_slow`] must see its free. With sampling on, one
-/// load of the size gate, and only for a size with live samples a bit of an L1-sized
-/// filter; only a possibly-sampled address goes on to the lock.
+/// Called by the wrapper before every free of a `size`-byte block: whether some live
+/// sample has this size's class, so that [`may_be_sampled`] must be asked. One load (the
+/// size gate is zero whenever sampling is off); inlined into every free, so the rest of
+/// the check is out of line, in the wrapper's cold path.
 #[inline(always)]
-pub(crate) fn may_be_sampled(ptr: *mut u8, size: usize) -> bool {
-    // SIZE_GATE is 0 whenever sampling is off (the tables are cleared then), so it alone
-    // decides; the size class is computed only while some sample is live.
-    let gate = SIZE_GATE.load(Ordering::Relaxed);
-    if gate != 0 && gate & (1 << size_class(size)) != 0 {
-        let slot = filter_slot(ptr as usize);
-        FILTER[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
-    } else {
-        false
-    }
+pub(crate) fn size_has_samples(size: usize) -> bool {
+    GATE.size_may_hold(size)
 }
 
-/// [`may_be_sampled`], then [`on_free_slow`] if it says so (the unit tests).
+/// After [`size_has_samples`]: whether the block at `ptr` may be a live sample (its bit in
+/// the address filter), so that [`on_free_slow`] must see its free.
+#[inline(always)] // into the wrapper's cold functions
+pub(crate) fn may_be_sampled(ptr: *mut u8) -> bool {
+    GATE.filter_has(ptr as usize)
+}
+
+/// [`size_has_samples`] and [`may_be_sampled`], then [`on_free_slow`] if they say so (the
+/// unit tests).
 #[cfg(test)]
 fn on_free(ptr: *mut u8, size: usize) {
-    if may_be_sampled(ptr, size) {
+    if size_has_samples(size) && may_be_sampled(ptr) {
         on_free_slow(ptr);
     }
 }
@@ -270,12 +260,6 @@ fn draw(rate: usize) -> u64 {
     (-u.ln() * rate as f64) as u64
 }
 
-#[inline(always)] // as size_class
-fn filter_slot(ptr: usize) -> usize {
-    (ptr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
-        >> (usize::BITS - FILTER_BITS.trailing_zeros())
-}
-
 fn hash_stack(stack: &[u64], size: usize) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ size as u64;
     for &pc in stack {
@@ -312,10 +296,8 @@ struct Inner {
     index: &'static mut [u32],
     live: &'static mut [Live],
     live_count: usize,
-    /// Live objects per filter slot (the FILTER bit is set while nonzero).
-    filter_counts: &'static mut [u16],
-    /// Live objects per size class (the SIZE_GATE bit is set while nonzero).
-    class_counts: [u32; 64],
+    /// The free gate's writer side: every live object is in it.
+    filters: Filters,
     /// Samples not recorded because a table was full.
     dropped: u64,
     /// Samples whose stack the fast unwinder could not walk (libgcc's was used).
@@ -396,74 +378,24 @@ fn fork_release() {
     IN_PROFILER.set(FORK_WAS_IN_PROFILER.get());
 }
 
-/// A zeroed slice for the process's lifetime whose pages become resident only when
-/// touched: an anonymous mapping on Linux (calloc would often come from the heap and
-/// write every byte), zeroed memory from the system allocator elsewhere.
-fn zeroed<T: Copy>(len: usize) -> &'static mut [T] {
-    let bytes = (len * size_of::<T>()).max(1);
-    #[cfg(target_os = "linux")]
-    let ptr = {
-        // SAFETY: a fresh private anonymous mapping with no address hint; the result is
-        // checked below.
-        let p = unsafe {
-            nix::libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                nix::libc::PROT_READ | nix::libc::PROT_WRITE,
-                nix::libc::MAP_PRIVATE | nix::libc::MAP_ANONYMOUS | nix::libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == nix::libc::MAP_FAILED {
-            std::alloc::handle_alloc_error(
-                std::alloc::Layout::array::<T>(len).unwrap_or(std::alloc::Layout::new::<T>()),
-            );
-        }
-        p.cast::<T>()
-    };
-    #[cfg(not(target_os = "linux"))]
-    let ptr = {
-        let layout = std::alloc::Layout::from_size_align(bytes, align_of::<T>())
-            .expect("table size fits a layout");
-        // SAFETY: a nonzero-size layout.
-        let p = unsafe {
-            <std::alloc::System as std::alloc::GlobalAlloc>::alloc_zeroed(
-                &std::alloc::System,
-                layout,
-            )
-        };
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        p.cast::<T>()
-    };
-    // SAFETY: `ptr` points to `bytes` zeroed, writable bytes, aligned for T (page-aligned,
-    // or by the layout), never freed and not aliased; T is only instantiated with
-    // integer-only types (Bucket, Live, u16, u32), for which all-zero is a valid value.
-    unsafe { std::slice::from_raw_parts_mut(ptr, len) }
-}
-
 /// Bytes reserved by the tables (most of it untouched, hence not resident, until used).
 pub(crate) fn reserved_bytes() -> usize {
     MAX_BUCKETS * size_of::<Bucket>()
         + BUCKET_INDEX_SLOTS * size_of::<u32>()
         + LIVE_SLOTS * size_of::<Live>()
-        + FILTER_BITS * size_of::<u16>()
-        + size_of_val(&FILTER)
+        + filter::RESERVED_BYTES
 }
 
 impl Inner {
-    /// Empty tables (fresh anonymous mappings).
-    fn new() -> Inner {
+    /// Empty tables (fresh anonymous mappings), whose live objects `gate` shows to frees.
+    fn new(gate: &'static Gate) -> Inner {
         Inner {
             buckets: zeroed(MAX_BUCKETS),
             used_buckets: 0,
             index: zeroed(BUCKET_INDEX_SLOTS),
             live: zeroed(LIVE_SLOTS),
             live_count: 0,
-            filter_counts: zeroed(FILTER_BITS),
-            class_counts: [0; 64],
+            filters: Filters::new(gate),
             dropped: 0,
             slow_captures: 0,
         }
@@ -511,6 +443,10 @@ impl Inner {
             self.dropped += 1;
             return;
         };
+        if self.filters.wants_growth() {
+            let live = self.live.iter().filter(|l| l.ptr != 0);
+            self.filters.grow(live.map(|l| l.ptr as usize));
+        }
         self.buckets[bucket].allocs += 1;
         let mask = LIVE_SLOTS - 1;
         let mut slot = live_slot(ptr);
@@ -529,30 +465,12 @@ impl Inner {
             bucket: bucket as u64,
         };
         self.live_count += 1;
-        let c = size_class(size);
-        self.class_counts[c] += 1;
-        if self.class_counts[c] == 1 {
-            SIZE_GATE.fetch_or(1 << c, Ordering::Relaxed);
-        }
-        let f = filter_slot(ptr);
-        self.filter_counts[f] += 1;
-        if self.filter_counts[f] == 1 {
-            FILTER[f / 64].fetch_or(1 << (f % 64), Ordering::Relaxed);
-        }
+        self.filters.insert(ptr, size);
     }
 
-    /// Takes a live object out of the size gate and the filter.
+    /// Takes a live object out of the free gate.
     fn unlink(&mut self, ptr: usize, bucket: usize) {
-        let c = size_class(self.buckets[bucket].size as usize);
-        self.class_counts[c] -= 1;
-        if self.class_counts[c] == 0 {
-            SIZE_GATE.fetch_and(!(1 << c), Ordering::Relaxed);
-        }
-        let f = filter_slot(ptr);
-        self.filter_counts[f] -= 1;
-        if self.filter_counts[f] == 0 {
-            FILTER[f / 64].fetch_and(!(1 << (f % 64)), Ordering::Relaxed);
-        }
+        self.filters.remove(ptr, self.buckets[bucket].size as usize);
     }
 
     fn free(&mut self, ptr: usize) {
@@ -607,17 +525,12 @@ impl Inner {
             self.index.fill(0);
             self.used_buckets = 0;
         }
-        // Backward-shift deletion leaves no residue: with no live entry, both are zero.
+        // Backward-shift deletion leaves no residue: with no live entry, it is all zero.
         if self.live_count > 0 {
             self.live.fill(Live { ptr: 0, bucket: 0 });
-            self.filter_counts.fill(0);
             self.live_count = 0;
         }
-        self.class_counts = [0; 64];
-        SIZE_GATE.store(0, Ordering::Relaxed);
-        for word in &FILTER {
-            word.store(0, Ordering::Relaxed);
-        }
+        self.filters.clear();
         self.dropped = 0;
         self.slow_captures = 0;
     }
@@ -719,7 +632,7 @@ fn set_rate_locked(rate: usize) -> usize {
             let _ = crate::sys::fork::register(crate::sys::fork::Slot::Heap, &FORK_HANDLERS);
             Tables {
                 lock: AtomicBool::new(false),
-                inner: UnsafeCell::new(Inner::new()),
+                inner: UnsafeCell::new(Inner::new(&GATE)),
             }
         })
     });
@@ -892,7 +805,7 @@ mod tests {
 
     #[test]
     fn live_table_insert_free_and_backward_shift() {
-        let mut inner = Inner::new();
+        let mut inner = Inner::new(Box::leak(Box::new(Gate::new())));
         let stack = [0x1000, 0x2000];
         // Many pointers, some colliding in the live table, then free every other one.
         let ptrs: Vec<usize> = (1..=5000).map(|i| i * 16).collect();
@@ -913,7 +826,12 @@ mod tests {
         assert_eq!(inner.buckets[0].frees, 5000);
         assert_eq!(inner.live_count, 0);
         assert!(inner.live.iter().all(|l| l.ptr == 0));
-        assert!(inner.filter_counts.iter().all(|&c| c == 0));
+        assert_eq!(
+            inner.filters.level(),
+            1,
+            "5 000 live samples grew the filter"
+        );
+        assert!(inner.filters.is_empty());
         // Freeing an unknown pointer changes nothing.
         inner.free(12345);
         assert_eq!(inner.buckets[0].frees, 5000);
