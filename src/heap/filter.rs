@@ -96,7 +96,7 @@ fn slot(addr: usize, shift: u32) -> usize {
 
 /// The size class of a `size`-byte block: its power of two.
 #[inline(always)] // as `slot`
-pub(crate) fn size_class(size: usize) -> usize {
+fn size_class(size: usize) -> usize {
     (usize::BITS - 1 - size.max(1).leading_zeros()) as usize
 }
 
@@ -194,28 +194,32 @@ impl Filters {
         self.level
     }
 
-    /// Whether one more live sample calls for the next level (then [`Self::grow`]).
-    pub(crate) fn wants_growth(&self) -> bool {
-        self.live + 1 > LEVEL[self.level].1
-    }
-
-    /// Moves to the next level, filled with `live` (the address of every live sample in
-    /// the filter, [`Self::insert`]ed before), then published.
-    pub(crate) fn grow(&mut self, live: impl Iterator<Item = usize>) {
+    /// Called before [`Self::insert`]: if one more live sample calls for the next level,
+    /// moves to it, filled with `live()` (the address of every live sample inserted
+    /// before), then published. Returns whether it did.
+    pub(crate) fn make_room<I: Iterator<Item = usize>>(
+        &mut self,
+        live: impl FnOnce() -> I,
+    ) -> bool {
+        if self.live < LEVEL[self.level].1 {
+            return false;
+        }
         let next = self.level + 1;
-        // This level was not read since a clear made it unpublished (see the module docs).
+        // Unpublished since a clear (or never published): a free that still holds its
+        // descriptor read it before that clear, which forgot its samples (module docs).
         for word in self.levels[next] {
             word.store(0, Ordering::Relaxed);
         }
         self.counts[..bits(next)].fill(0);
         self.level = next;
         let mut filled = 0;
-        for addr in live {
+        for addr in live() {
             self.set(addr);
             filled += 1;
         }
         debug_assert_eq!(filled, self.live);
         self.publish();
+        true
     }
 
     /// A live sample of `size` bytes at `addr`.
@@ -330,9 +334,9 @@ mod tests {
         // Descriptors of the levels left behind, as a free that read them holds them.
         let mut older = Vec::new();
         for (i, &a) in live.iter().enumerate() {
-            if f.wants_growth() {
-                older.push((g.filter.load(Ordering::Acquire), i));
-                f.grow(live[..i].iter().copied());
+            let before = g.filter.load(Ordering::Acquire);
+            if f.make_room(|| live[..i].iter().copied()) {
+                older.push((before, i));
                 levels_seen.push(f.level());
             }
             f.insert(a, 64);

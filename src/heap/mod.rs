@@ -100,14 +100,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Allocator<A> {
         // Recorded as a free of the old block and an allocation of the new one (what Go's
         // profile shows for a grown slice). The old record goes first: after `realloc`
         // the old address may already belong to another thread.
-        let old_sampled = sampler::size_has_samples(layout.size());
+        let old_gated = sampler::size_has_samples(layout.size());
         let sample = sampler::charge(new_size);
-        if !(old_sampled | sample) {
+        if !(old_gated | sample) {
             // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
             return unsafe { self.inner.realloc(ptr, layout, new_size) };
         }
         // SAFETY: as above.
-        unsafe { realloc_sampled(&self.inner, ptr, layout, new_size, old_sampled, sample) }
+        unsafe { realloc_sampled(&self.inner, ptr, layout, new_size, old_gated, sample) }
     }
 }
 
@@ -131,10 +131,9 @@ unsafe fn alloc_sampled<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bool)
     ptr
 }
 
-/// A reallocation of a block of a size that live samples have (`old_sampled`: if the
+/// A reallocation of a block of a size that live samples have (`old_gated`: if the
 /// address filter says it may be one, its free is shown to the sampler first), or whose
-/// countdown ran out (`sample`: the new block is
-/// shown to it once made).
+/// countdown ran out (`sample`: the new block is shown to it once made).
 ///
 /// # Safety
 ///
@@ -146,10 +145,10 @@ unsafe fn realloc_sampled<A: GlobalAlloc>(
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
-    old_sampled: bool,
+    old_gated: bool,
     sample: bool,
 ) -> *mut u8 {
-    if old_sampled && sampler::may_be_sampled(ptr) {
+    if old_gated && sampler::may_be_sampled(ptr) {
         sampler::on_free_slow(ptr);
     }
     // SAFETY: the caller upholds the contract, which we pass on.

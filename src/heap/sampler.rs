@@ -443,10 +443,9 @@ impl Inner {
             self.dropped += 1;
             return;
         };
-        if self.filters.wants_growth() {
-            let live = self.live.iter().filter(|l| l.ptr != 0);
-            self.filters.grow(live.map(|l| l.ptr as usize));
-        }
+        let live = &*self.live;
+        self.filters
+            .make_room(|| live.iter().filter(|l| l.ptr != 0).map(|l| l.ptr as usize));
         self.buckets[bucket].allocs += 1;
         let mask = LIVE_SLOTS - 1;
         let mut slot = live_slot(ptr);
