@@ -317,6 +317,33 @@ fn reallocs_move_in_use_to_the_new_block() {
     drop(v);
 }
 
+/// A block allocated in a frame of its own.
+#[inline(never)]
+fn keep_block() -> Vec<u8> {
+    black_box(Vec::with_capacity(3000))
+}
+
+#[test]
+fn a_refused_realloc_leaves_the_block_in_use() {
+    let _s = common::serial();
+    heap::set_rate(1).unwrap();
+    let mut v = keep_block();
+    // 2^60 bytes: within Layout's limits, so the request reaches realloc, which malloc
+    // refuses (no address space that large); the old block stays the vector's.
+    assert!(v.try_reserve_exact(1 << 60).is_err());
+    let live = heap::stats().live_samples;
+    let p = heap::profile().unwrap();
+    heap::set_rate(0).unwrap();
+    assert!(live >= 1, "{live} live samples");
+    assert_eq!(
+        value_in(&p, "inuse_space", "keep_block"),
+        3000,
+        "the block the refused realloc left in place is still in use"
+    );
+    assert_eq!(value_in(&p, "inuse_objects", "keep_block"), 1);
+    drop(v);
+}
+
 #[test]
 fn cpu_and_heap_profiles_run_together_at_the_runtime_level() {
     let _s = common::serial();

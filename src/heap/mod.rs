@@ -132,8 +132,9 @@ unsafe fn alloc_sampled<A: GlobalAlloc>(inner: &A, layout: Layout, zeroed: bool)
 }
 
 /// A reallocation of a block of a size that live samples have (`old_gated`: if the
-/// address filter says it may be one, its free is shown to the sampler first), or whose
-/// countdown ran out (`sample`: the new block is shown to it once made).
+/// address filter says it may be one, its free is shown to the sampler first, and undone
+/// if `inner` refuses), or whose countdown ran out (`sample`: the new block is shown to it
+/// once made).
 ///
 /// # Safety
 ///
@@ -148,11 +149,19 @@ unsafe fn realloc_sampled<A: GlobalAlloc>(
     old_gated: bool,
     sample: bool,
 ) -> *mut u8 {
-    if old_gated && sampler::may_be_sampled(ptr) {
-        sampler::on_free_slow(ptr);
-    }
+    let taken = if old_gated && sampler::may_be_sampled(ptr) {
+        sampler::on_free_slow(ptr)
+    } else {
+        None
+    };
     // SAFETY: the caller upholds the contract, which we pass on.
     let new = unsafe { inner.realloc(ptr, layout, new_size) };
+    if new.is_null()
+        && let Some(taken) = taken
+    {
+        // Refused: the old block is still the caller's, and still a sample.
+        sampler::restore(ptr, taken);
+    }
     if sample {
         sampler::on_alloc_slow(new, new_size);
     }

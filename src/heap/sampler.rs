@@ -221,10 +221,40 @@ pub(crate) fn on_alloc_slow(ptr: *mut u8, size: usize) {
     IN_PROFILER.set(false);
 }
 
-/// A free of a block that may be a live sample: matched against the live table.
+/// A free of a block that may be a live sample: matched against the live table. Returns
+/// what [`restore`] needs to put the sample back if the block was one (a reallocation
+/// that fails leaves the block with its caller).
 #[cold]
 #[inline(never)]
-pub(crate) fn on_free_slow(ptr: *mut u8) {
+pub(crate) fn on_free_slow(ptr: *mut u8) -> Option<Taken> {
+    if IN_PROFILER.get() {
+        return None;
+    }
+    IN_PROFILER.set(true);
+    let mut taken = None;
+    if let Some(t) = TABLES.get() {
+        let _lock = t.lock();
+        // SAFETY: the lock is held.
+        taken = unsafe { &mut *t.inner.get() }.free(ptr as usize);
+    }
+    IN_PROFILER.set(false);
+    taken
+}
+
+/// A live sample that [`on_free_slow`] took out of the tables: its bucket, and the tables'
+/// clears when it was taken (a bucket index means nothing after a clear).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Taken {
+    bucket: usize,
+    clears: u64,
+}
+
+/// Puts back the sample at `ptr` that [`on_free_slow`] took, undoing its free: the
+/// reallocation it was taken for failed, so the block is still live at `ptr` (and no other
+/// block can be there). Nothing if the tables were cleared since.
+#[cold]
+#[inline(never)]
+pub(crate) fn restore(ptr: *mut u8, taken: Taken) {
     if IN_PROFILER.get() {
         return;
     }
@@ -232,7 +262,7 @@ pub(crate) fn on_free_slow(ptr: *mut u8) {
     if let Some(t) = TABLES.get() {
         let _lock = t.lock();
         // SAFETY: the lock is held.
-        unsafe { &mut *t.inner.get() }.free(ptr as usize);
+        unsafe { &mut *t.inner.get() }.restore(ptr as usize, taken);
     }
     IN_PROFILER.set(false);
 }
@@ -302,6 +332,8 @@ struct Inner {
     dropped: u64,
     /// Samples whose stack the fast unwinder could not walk (libgcc's was used).
     slow_captures: u64,
+    /// How many times the tables were cleared (a [`Taken`] is for one of them).
+    clears: u64,
 }
 
 /// The tables, made once; everything in `inner` is accessed with `lock` held.
@@ -398,6 +430,7 @@ impl Inner {
             filters: Filters::new(gate),
             dropped: 0,
             slow_captures: 0,
+            clears: 0,
         }
     }
 
@@ -443,10 +476,30 @@ impl Inner {
             self.dropped += 1;
             return;
         };
+        self.buckets[bucket].allocs += 1;
+        self.link(ptr, bucket);
+    }
+
+    /// Puts back a sample [`Self::free`] took (its free undone), if no clear came between.
+    fn restore(&mut self, ptr: usize, taken: Taken) {
+        if taken.clears != self.clears {
+            return;
+        }
+        if self.live_count >= MAX_LIVE {
+            // Full since: the free stands (as if the block had been freed untracked).
+            self.dropped += 1;
+            return;
+        }
+        self.buckets[taken.bucket].frees -= 1;
+        self.link(ptr, taken.bucket);
+    }
+
+    /// Enters a live sample of `bucket` at `ptr` in the live table and the free gate.
+    fn link(&mut self, ptr: usize, bucket: usize) {
+        let size = self.buckets[bucket].size as usize;
         let live = &*self.live;
         self.filters
             .make_room(|| live.iter().filter(|l| l.ptr != 0).map(|l| l.ptr as usize));
-        self.buckets[bucket].allocs += 1;
         let mask = LIVE_SLOTS - 1;
         let mut slot = live_slot(ptr);
         while self.live[slot].ptr != 0 {
@@ -472,20 +525,25 @@ impl Inner {
         self.filters.remove(ptr, self.buckets[bucket].size as usize);
     }
 
-    fn free(&mut self, ptr: usize) {
+    /// The free of the block at `ptr`: if it is a live sample, its bucket counts the free
+    /// and it leaves the live table and the gate (returned, for [`Self::restore`]).
+    fn free(&mut self, ptr: usize) -> Option<Taken> {
         let mask = LIVE_SLOTS - 1;
         let mut slot = live_slot(ptr);
         loop {
             let e = self.live[slot];
             if e.ptr == 0 {
-                return; // not sampled: a filter false positive
+                return None; // not sampled: a filter false positive
             }
             if e.ptr == ptr as u64 {
                 self.buckets[e.bucket as usize].frees += 1;
                 self.unlink(ptr, e.bucket as usize);
                 self.live_count -= 1;
                 self.remove_slot(slot);
-                return;
+                return Some(Taken {
+                    bucket: e.bucket as usize,
+                    clears: self.clears,
+                });
             }
             slot = (slot + 1) & mask;
         }
@@ -532,6 +590,7 @@ impl Inner {
         self.filters.clear();
         self.dropped = 0;
         self.slow_captures = 0;
+        self.clears += 1;
     }
 }
 
@@ -837,5 +896,33 @@ mod tests {
         // A different size from the same stack is another bucket.
         inner.record(0x99990, 32, &stack);
         assert_eq!(inner.used_buckets, 2);
+    }
+
+    #[test]
+    fn a_taken_sample_is_restored_unless_the_tables_were_cleared() {
+        let gate: &'static Gate = Box::leak(Box::new(Gate::new()));
+        let mut inner = Inner::new(gate);
+        let stack = [0x1000, 0x2000];
+        inner.record(0x5000, 64, &stack);
+        let taken = inner.free(0x5000).expect("a live sample");
+        assert_eq!((inner.live_count, inner.buckets[0].frees), (0, 1));
+        assert!(!gate.size_may_hold(64), "out of the gate");
+        inner.restore(0x5000, taken);
+        assert_eq!((inner.live_count, inner.buckets[0].frees), (1, 0));
+        assert_eq!(inner.buckets[0].allocs, 1, "not a second allocation");
+        assert!(
+            gate.size_may_hold(64) && gate.filter_has(0x5000),
+            "back in the gate"
+        );
+        // Freed for good later: found again.
+        let taken = inner.free(0x5000).expect("restored");
+        // A clear between the take and the restore: the bucket is gone, nothing is put back.
+        inner.clear();
+        inner.record(0x7000, 128, &[0x3000]);
+        inner.restore(0x5000, taken);
+        assert_eq!(inner.live_count, 1);
+        assert_eq!(inner.buckets[0].frees, 0);
+        assert!(inner.free(0x5000).is_none());
+        assert!(inner.free(12345).is_none(), "not a sample");
     }
 }
