@@ -187,9 +187,17 @@ fn measure(w: Workload, name: &str) -> [f64; 3] {
         ratios[2].push(r(t[4], t[2]));
     }
     let m = ratios.map(|v| if v.is_empty() { f64::NAN } else { median(v) });
+    // The program is not run over System (its global allocator is jemalloc): "-" there.
+    let shown = m.map(|r| {
+        if r.is_nan() {
+            "    -".to_string()
+        } else {
+            format!("{r:.3}x")
+        }
+    });
     println!(
-        "{name:8} ours/System {:.3}x   jemalloc prof {:.3}x   ours/jemalloc {:.3}x",
-        m[0], m[1], m[2]
+        "{name:8} ours/System {}   jemalloc prof {}   ours/jemalloc {}",
+        shown[0], shown[1], shown[2]
     );
     m
 }
