@@ -227,23 +227,12 @@ pub(crate) fn on_alloc_slow(ptr: *mut u8, size: usize) {
 #[cold]
 #[inline(never)]
 pub(crate) fn on_free_slow(ptr: *mut u8) -> Option<Taken> {
-    if IN_PROFILER.get() {
-        return None;
-    }
-    IN_PROFILER.set(true);
-    let mut taken = None;
-    if let Some(t) = TABLES.get() {
-        let _lock = t.lock();
-        // SAFETY: the lock is held.
-        taken = unsafe { &mut *t.inner.get() }.free(ptr as usize);
-    }
-    IN_PROFILER.set(false);
-    taken
+    locked_from_allocator(|inner| inner.free(ptr as usize)).flatten()
 }
 
 /// A live sample that [`on_free_slow`] took out of the tables: its bucket, and the tables'
 /// clears when it was taken (a bucket index means nothing after a clear).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub(crate) struct Taken {
     bucket: usize,
     clears: u64,
@@ -255,16 +244,25 @@ pub(crate) struct Taken {
 #[cold]
 #[inline(never)]
 pub(crate) fn restore(ptr: *mut u8, taken: Taken) {
+    locked_from_allocator(|inner| inner.restore(ptr as usize, taken));
+}
+
+/// Runs `f` on the tables with their lock held, from a free or a reallocation: `None`
+/// if this thread is in the profiler already (its allocator calls pass through
+/// unrecorded, so the lock is never requested twice on one thread) or no tables exist.
+#[inline(always)] // into the cold functions above
+fn locked_from_allocator<R>(f: impl FnOnce(&mut Inner) -> R) -> Option<R> {
     if IN_PROFILER.get() {
-        return;
+        return None;
     }
     IN_PROFILER.set(true);
-    if let Some(t) = TABLES.get() {
+    let r = TABLES.get().map(|t| {
         let _lock = t.lock();
         // SAFETY: the lock is held.
-        unsafe { &mut *t.inner.get() }.restore(ptr as usize, taken);
-    }
+        f(unsafe { &mut *t.inner.get() })
+    });
     IN_PROFILER.set(false);
+    r
 }
 
 /// A countdown drawn from an exponential distribution with mean `rate`.

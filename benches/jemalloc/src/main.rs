@@ -190,7 +190,7 @@ fn measure(w: Workload, name: &str) -> [f64; 3] {
     // The program is not run over System (its global allocator is jemalloc): "-" there.
     let shown = m.map(|r| {
         if r.is_nan() {
-            "    -".to_string()
+            format!("{:>6}", "-")
         } else {
             format!("{r:.3}x")
         }
